@@ -1,0 +1,109 @@
+"""Stage 4, compact: one worker merges one partition file group into data-lake files of about the target size.
+
+Memory stays bounded: staging files are streamed a row group at a time. With ``--sort-by`` the staging files
+are already sorted, so they are merged as sorted runs (see :func:`sorting.merge_sorted_runs`) instead of being
+re-sorted in memory. Output names derive from the group (``part-<group in partition>-<file>.parquet``), so a
+rerun overwrites; files a previous run of this group wrote beyond the new count are removed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import storage
+from .compaction_planner import datalake_file_uri
+from .config import PipelineConfig
+from .errors import SnapshotError
+from .manifest import N_RECORD, SIZE, URI, read_manifest
+from .parquet_writer import RollingParquetWriter, WrittenFile
+from .schema import conform, decode_schema
+from .sorting import merge_sorted_runs
+
+MERGE_MEMORY = 256 * 1024**2
+IN_MEMORY_RATIO_GUESS = 4.0
+_PART_FILE = re.compile(r"^part-(\d{5})-(\d{5})\.parquet$")
+
+
+@dataclass(frozen=True)
+class CompactGroupResult:
+    group: int
+    partition: str
+    n_file_in: int
+    size_in: int
+    n_record: int
+    files: tuple[WrittenFile, ...]
+
+
+def iter_staging_file(uri: str, size: int, schema: pa.Schema, batch_rows: int) -> Iterator[pa.Table]:
+    """Stream one staging file as tables of at most ``batch_rows`` rows, conformed to the lake schema."""
+    try:
+        with storage.open_input_file(uri, size) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
+                yield conform(pa.Table.from_batches([batch]), schema, uri)
+    except FileNotFoundError:
+        raise SnapshotError(f"staging file {uri} is missing: rerun the ETL stage ('dbsnaplake run')") from None
+
+
+def remove_stale_outputs(
+    config: PipelineConfig, partition: str, group_in_partition: int, groups_in_partition: int, keep: set[str]
+) -> None:
+    """Delete ``part-*`` files an earlier run of this group (or of groups that no longer exist) left behind."""
+    folder = config.location.datalake_partition_dir(partition)
+    for info in storage.list_files(folder):
+        relative = info.uri[len(folder) :]
+        match = _PART_FILE.match(relative)
+        if not match or info.uri in keep:
+            continue
+        owner = int(match.group(1))
+        is_last = group_in_partition == groups_in_partition - 1
+        if owner == group_in_partition or (is_last and owner >= groups_in_partition):
+            storage.delete(info.uri)
+
+
+def compact_group(config: PipelineConfig, group_manifest: str) -> CompactGroupResult:
+    """Merge one partition file group into the final data lake. Safe to rerun."""
+    manifest = read_manifest(group_manifest)
+    extra = manifest.extra
+    schema = decode_schema(extra["schema"])
+    partition = str(extra["partition"])
+    position, count = int(extra["group_in_partition"]), int(extra["groups_in_partition"])
+    uris, sizes, counts = manifest.column(URI), manifest.column(SIZE), manifest.column(N_RECORD)
+    n_record = sum(counts)
+    bytes_per_row = sum(sizes) / max(1, n_record)
+    batch_rows = int(MERGE_MEMORY / (max(1, len(uris)) * bytes_per_row * IN_MEMORY_RATIO_GUESS))
+    batch_rows = max(1024, min(65_536, batch_rows))
+    runs = [iter_staging_file(u, s, schema, batch_rows) for u, s in zip(uris, sizes, strict=True)]
+    stream = merge_sorted_runs(runs, config.sort_by) if config.sort_by else itertools.chain.from_iterable(runs)
+
+    with RollingParquetWriter(
+        lambda k: datalake_file_uri(config, partition, position, k),
+        schema,
+        target_size=config.target_file_size,
+        expected_rows=n_record,
+        bytes_per_row=bytes_per_row,
+        balanced=count > 1,
+        compression=config.compression,
+    ) as writer:
+        for table in stream:
+            writer.write(table)
+        written = writer.close()
+    if sum(f.n_record for f in written) != n_record:
+        raise SnapshotError(
+            f"partition {partition or '(unpartitioned)'}: wrote {sum(f.n_record for f in written)} records but "
+            f"the staging manifest {group_manifest} lists {n_record}; rerun the ETL stage"
+        )
+    remove_stale_outputs(config, partition, position, count, {f.uri for f in written})
+    return CompactGroupResult(
+        group=int(extra["group"]),
+        partition=partition,
+        n_file_in=manifest.n_file,
+        size_in=manifest.size,
+        n_record=n_record,
+        files=tuple(written),
+    )

@@ -1,0 +1,77 @@
+"""The pipeline's settings, in one frozen object that travels to every worker."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import storage
+from .errors import ConfigError
+from .location import S3Location
+from .sorting import SortKey
+
+MiB = 1024**2
+DEFAULT_TARGET_FILE_SIZE = 128 * MiB
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+def total_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 1024**3
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a stage needs to know. Plain data, so it pickles to worker processes and other machines."""
+
+    location: S3Location
+    """Staging root (state, manifests, staging lake) and final data-lake root."""
+    snapshot_manifest: str | None = None
+    """URI of the snapshot manifest summary JSON (default: ``<staging>/manifests/manifest-summary.json``)."""
+    partition_by: tuple[str, ...] = ()
+    """Hive partition columns, outermost first; they must exist after the transform. Empty: unpartitioned."""
+    sort_by: tuple[SortKey, ...] = ()
+    """Order of rows inside every output file."""
+    transform: str | None = None
+    """Polars SQL over the table ``snapshot`` or ``module:function``; ``None`` keeps rows as they are."""
+    group_size: int | None = None
+    """Most snapshot bytes per ETL group; ``None`` derives it from the snapshot and ``worker_memory``."""
+    target_file_size: int = DEFAULT_TARGET_FILE_SIZE
+    """Size of the data lake's Parquet files, measured as bytes written."""
+    workers: int = field(default_factory=default_workers)
+    """Worker processes for the ETL and compaction stages."""
+    worker_memory: int | None = None
+    """Memory budget of one worker in bytes; ``None``: 60 % of this machine's memory shared by the workers."""
+    compression: str = "zstd"
+    """Parquet compression codec of staging and data-lake files."""
+
+    def __post_init__(self) -> None:
+        staging, lake = self.location.s3dir_staging, self.location.s3dir_datalake
+        if storage.is_within(staging, lake) or storage.is_within(lake, staging):
+            raise ConfigError(
+                f"--staging {staging} and --datalake {lake} must not contain each other: use two separate folders"
+            )
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if len(set(self.partition_by)) != len(self.partition_by):
+            raise ConfigError(f"--partition-by names a column twice: {','.join(self.partition_by)}")
+        if self.snapshot_manifest is None:
+            object.__setattr__(self, "snapshot_manifest", self.location.s3path_snapshot_manifest_summary)
+        else:
+            object.__setattr__(self, "snapshot_manifest", storage.normalize_uri(self.snapshot_manifest))
+
+    @property
+    def manifest_uri(self) -> str:
+        assert self.snapshot_manifest is not None
+        return self.snapshot_manifest
+
+    @property
+    def memory_per_worker(self) -> int:
+        if self.worker_memory is not None:
+            return self.worker_memory
+        return int(total_memory() * 0.6 / self.workers)

@@ -1,0 +1,238 @@
+"""Stage 1, plan: inspect the snapshot, choose the group size, split files into snapshot file groups.
+
+Everything is checked before anything is written: each file exists and has the size the manifest says, each
+Parquet footer is readable, the files' schemas unify, and the transform (run on an empty frame) produces the
+partition and sort columns. Only then are the group manifests written.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from . import storage
+from .binpack import pack_in_order
+from .concurrency import map_io
+from .config import PipelineConfig
+from .errors import ConfigError, SnapshotError, TransformError
+from .location import FILE_GROUP_KINDS, SNAPSHOT_FILE_GROUPS_FOLDER, S3Location
+from .manifest import ETAG, N_RECORD, SIZE, URI, Manifest, files_table, read_manifest, write_manifest
+from .progress import NoProgress, Progress
+from .readers import PARQUET, detect_format, read_parquet_footer
+from .schema import encode_schema, unify
+from .transform import output_schema
+from .units import format_size
+
+MiB = 1024**2
+MIN_GROUP_SIZE = 16 * MiB
+GROUPS_PER_WORKER = 4
+ETL_WORKING_COPIES = 3  # the table read, the transformed frame, the sorted partitions
+
+
+@dataclass(frozen=True)
+class SnapshotStats:
+    """What planning learned about the snapshot."""
+
+    n_file: int
+    size: int
+    n_record: int | None
+    min_file_size: int
+    median_file_size: int
+    max_file_size: int
+    in_memory_ratio: float
+    """Bytes in memory per byte on disk (from Parquet footers; 1.0 for text formats)."""
+
+    def __str__(self) -> str:
+        records = f"{self.n_record:,}" if self.n_record is not None else "unknown"
+        return (
+            f"{self.n_file:,} files, {format_size(self.size)}, {records} records; file sizes "
+            f"{format_size(self.min_file_size)} / {format_size(self.median_file_size)} / "
+            f"{format_size(self.max_file_size)} (min / median / max); ~{self.in_memory_ratio:.1f}x in memory"
+        )
+
+
+@dataclass(frozen=True)
+class GroupSizeChoice:
+    size: int
+    reason: str
+
+
+def choose_group_size(stats: SnapshotStats, workers: int, memory_per_worker: int) -> GroupSizeChoice:
+    """The most snapshot bytes one ETL group may hold: small enough to fit a worker's memory, and small
+    enough that every worker gets several groups (so work balances), but not uselessly small."""
+    by_memory = int(memory_per_worker / (max(stats.in_memory_ratio, 1.0) * ETL_WORKING_COPIES))
+    by_balance = -(-stats.size // (workers * GROUPS_PER_WORKER))
+    size = max(min(by_memory, by_balance), min(MIN_GROUP_SIZE, by_memory))
+    reason = (
+        f"group size {format_size(size)} = min(memory: {format_size(memory_per_worker)} per worker / "
+        f"({stats.in_memory_ratio:.1f}x in memory x {ETL_WORKING_COPIES} copies) = {format_size(by_memory)}, "
+        f"balance: {format_size(stats.size)} / ({workers} workers x {GROUPS_PER_WORKER}) = "
+        f"{format_size(by_balance)}), at least {format_size(min(MIN_GROUP_SIZE, by_memory))}"
+    )
+    return GroupSizeChoice(size, reason)
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    stats: SnapshotStats
+    group_size: GroupSizeChoice
+    group_manifests: tuple[str, ...]
+    schema: pa.Schema | None
+
+    def __str__(self) -> str:
+        return f"planned {len(self.group_manifests)} snapshot file groups; {self.group_size.reason}"
+
+
+@dataclass(frozen=True)
+class _Inspected:
+    size: int
+    n_record: int | None
+    schema: pa.Schema | None
+    uncompressed: int | None
+    etag: str | None
+
+
+def _inspect(uri: str, expected_size: int | None) -> _Inspected:
+    if detect_format(uri).kind == PARQUET:
+        footer = read_parquet_footer(uri, expected_size)
+        size = expected_size if expected_size is not None else storage.head(uri).size
+        return _Inspected(size, footer.n_record, footer.schema, footer.uncompressed_size, None)
+    try:
+        info = storage.head(uri)
+    except FileNotFoundError:
+        raise SnapshotError(f"file listed in the manifest is missing: {uri}") from None
+    if expected_size is not None and info.size != expected_size:
+        raise SnapshotError(
+            f"{uri} is {info.size} bytes but the manifest says {expected_size}: the file changed after the "
+            "manifest was written — rebuild the manifest"
+        )
+    return _Inspected(info.size, None, None, None, info.etag)
+
+
+def check_roots(location: S3Location, file_uris: list[str]) -> None:
+    """Refuse roots that would write into the snapshot, or a snapshot inside the roots."""
+    for name, root in (("--staging", location.s3dir_staging), ("--datalake", location.s3dir_datalake)):
+        for uri in file_uris:
+            if storage.is_within(uri, root):
+                raise ConfigError(f"{name} {root} contains snapshot file {uri}: choose a folder outside the snapshot")
+    snapshot_dir = storage.common_folder(file_uris)
+    if snapshot_dir is None:
+        return
+    for name, root in (("--staging", location.s3dir_staging), ("--datalake", location.s3dir_datalake)):
+        if storage.is_within(root, snapshot_dir):
+            raise ConfigError(
+                f"{name} {root} is inside the snapshot folder {snapshot_dir}: choose a folder outside the snapshot"
+            )
+
+
+def check_transform(config: PipelineConfig, schema: pa.Schema) -> pa.Schema:
+    """Run the transform on an empty frame; the partition and sort columns must come out of it."""
+    out = output_schema(config.transform, schema)
+    needed = [("--partition-by", c) for c in config.partition_by] + [("--sort-by", k.column) for k in config.sort_by]
+    for option, column in needed:
+        if column not in out.names:
+            source = "the transform" if config.transform else "the snapshot"
+            raise TransformError(
+                f"{option} column {column!r} is not produced by {source}; its columns are: {', '.join(out.names)}"
+            )
+    return out
+
+
+def snapshot_stats(files: pa.Table, uncompressed: list[int | None]) -> SnapshotStats:
+    sizes = files[SIZE].to_pylist()
+    records = files[N_RECORD]
+    known = [(u, s) for u, s in zip(uncompressed, sizes, strict=True) if u is not None]
+    ratio = sum(u for u, _ in known) / max(1, sum(s for _, s in known)) if known else 1.0
+    return SnapshotStats(
+        n_file=len(sizes),
+        size=sum(sizes),
+        n_record=None if records.null_count else sum(records.to_pylist()),
+        min_file_size=min(sizes, default=0),
+        median_file_size=int(statistics.median(sizes)) if sizes else 0,
+        max_file_size=max(sizes, default=0),
+        in_memory_ratio=ratio,
+    )
+
+
+def reset_state(location: S3Location) -> None:
+    """Remove what an earlier plan left: group manifests, the staging lake and the validation result."""
+    for kind in FILE_GROUP_KINDS:
+        storage.delete_folder(storage.join(location.s3dir_staging_manifest, kind))
+    storage.delete_folder(location.s3dir_staging_datalake)
+    storage.delete(location.s3path_validate_datalake_result)
+
+
+def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> PlanResult:
+    """Inspect the snapshot, then write one manifest per snapshot file group."""
+    progress = progress or NoProgress()
+    manifest: Manifest = read_manifest(config.manifest_uri)
+    uris: list[str] = [storage.normalize_uri(u) for u in manifest.column(URI)]
+    if not uris:
+        raise SnapshotError(f"manifest {manifest.summary_uri} lists no files: nothing to do")
+    for uri in uris:
+        detect_format(uri)
+    check_roots(config.location, uris)
+
+    progress.start("inspect snapshot files", len(uris))
+    sizes_in = manifest.column(SIZE)
+    inspected = map_io(lambda pair: _inspect(*pair), list(zip(uris, sizes_in, strict=True)), progress)
+    records_in = manifest.column(N_RECORD)
+    for uri, found, listed in zip(uris, inspected, records_in, strict=True):
+        if listed is not None and found.n_record is not None and listed != found.n_record:
+            raise SnapshotError(
+                f"{uri} holds {found.n_record} records but the manifest says {listed}: rebuild the manifest"
+            )
+    files = files_table(
+        uris,
+        [f.size for f in inspected],
+        [f.n_record if f.n_record is not None else listed for f, listed in zip(inspected, records_in, strict=True)],
+        [e or f.etag for e, f in zip(manifest.column(ETAG), inspected, strict=True)],
+    )
+    parquet = [(u, f.schema) for u, f in zip(uris, inspected, strict=True) if f.schema is not None]
+    schema = unify(parquet) if len(parquet) == len(uris) else None
+    if schema is not None:
+        check_transform(config, schema)
+
+    stats = snapshot_stats(files, [f.uncompressed for f in inspected])
+    progress.note(f"snapshot: {stats}")
+    if config.group_size is not None:
+        choice = GroupSizeChoice(config.group_size, f"group size {format_size(config.group_size)} (--group-size)")
+    else:
+        choice = choose_group_size(stats, config.workers, config.memory_per_worker)
+    progress.note(choice.reason)
+    groups = pack_in_order(files[SIZE].to_pylist(), choice.size)
+
+    reset_state(config.location)
+    location = config.location
+    extra = {
+        "stage": SNAPSHOT_FILE_GROUPS_FOLDER,
+        "n_group": len(groups),
+        "snapshot_manifest": manifest.summary_uri,
+        "schema": encode_schema(schema) if schema is not None else None,
+    }
+    progress.start("write snapshot file group manifests", len(groups))
+    summaries = []
+    for number, indices in enumerate(groups, start=1):
+        summary_uri = location.group_manifest_summary(SNAPSHOT_FILE_GROUPS_FOLDER, number)
+        write_manifest(
+            summary_uri,
+            files.take(indices),
+            extra={"group": number, **extra},
+            data_uri=location.group_manifest_data(SNAPSHOT_FILE_GROUPS_FOLDER, number),
+        )
+        summaries.append(summary_uri)
+        progress.advance()
+    return PlanResult(stats=stats, group_size=choice, group_manifests=tuple(summaries), schema=schema)
+
+
+def list_group_manifests(location: S3Location, kind: str) -> list[str]:
+    """The summary URIs of one kind of file group, in group order."""
+    folder = storage.join(location.s3dir_staging_manifest, kind, "manifest-summary")
+    found = [i.uri for i in storage.list_files(folder) if i.uri.endswith(".json")]
+
+    def number(uri: str) -> int:
+        return int(storage.base_name(uri)[len("manifest-summary-") : -len(".json")])
+
+    return sorted(found, key=number)
