@@ -49,12 +49,16 @@ class DemoPaths:
         return self.location.s3path_snapshot_manifest_summary
 
 
-def orders_table(first_order_id: int, n_rows: int, rng: np.random.Generator) -> pa.Table:
-    """``n_rows`` orders with ids from ``first_order_id``; order times grow with ids, busier in later months."""
+def orders_table(
+    first_order_id: int, n_rows: int, rng: np.random.Generator, total_rows: int | None = None
+) -> pa.Table:
+    """``n_rows`` orders with ids from ``first_order_id``; order times grow with ids, busier in later months.
+
+    ``total_rows`` is the size of the whole snapshot, so its time span is always 2021-01 to 2023-12."""
     ids = np.arange(first_order_id, first_order_id + n_rows, dtype=np.int64)
     span = (END - START).total_seconds()
     # Order volume grows over time (later months hold more orders): time ~ sqrt of position.
-    position = (ids.astype(np.float64) + rng.random(n_rows)) / DEMO_ROWS
+    position = (ids.astype(np.float64) + rng.random(n_rows)) / (total_rows or DEMO_ROWS)
     seconds = np.sqrt(np.clip(position, 0, 0.999999)) * span
     times = np.datetime64(START, "us") + (seconds * 1e6).astype("timedelta64[us]")
     street = rng.integers(1, 9999, n_rows).astype(str)
@@ -95,7 +99,7 @@ def generate_snapshot(
         count = max(0, min(rows_per_file, n_rows - first))
         uri = storage.join(folder, f"part-{index:05d}.snappy.parquet")
         with storage.atomic_output(uri) as local:
-            pq.write_table(orders_table(first, count, rng), local, compression="snappy")
+            pq.write_table(orders_table(first, count, rng, n_rows), local, compression="snappy")
         progress.advance()
 
 

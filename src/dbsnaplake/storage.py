@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from datetime import timedelta
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,8 +165,8 @@ def _s3_store(bucket: str) -> Any:
         "client_options": {"allow_http": endpoint.startswith("http://"), "timeout": "120s"},
         "retry_config": {
             "max_retries": 8,
-            "retry_timeout": "180s",
-            "backoff": {"init_backoff": "100ms", "max_backoff": "15s", "base": 2},
+            "retry_timeout": timedelta(seconds=180),
+            "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=15), "base": 2},
         },
     }
     if os.environ.get("AWS_PROFILE") and not os.environ.get("AWS_ACCESS_KEY_ID"):

@@ -1,0 +1,108 @@
+"""The whole pipeline, as a user runs it: on local disk and on the S3 server, inline and in worker processes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dbsnaplake import storage
+from dbsnaplake.api import SortKey, make_executor, parse_partition_path, run_pipeline
+from dbsnaplake.sorting import is_sorted
+
+from .conftest import make_orders_snapshot, orders_config
+from .lake import expected_rows, lake_files, read_file, read_lake, same_rows
+
+
+def test_pipeline_keeps_every_row_sorted_and_partitioned(root: str) -> None:
+    manifest = make_orders_snapshot(root)
+    config = orders_config(root, manifest, group_size=60_000, target_file_size=40_000)
+
+    result = run_pipeline(config)
+
+    assert result.validation.ok
+    assert result.validation.datalake.records == 24_000
+    assert len(result.plan.group_manifests) > 1
+    same_rows(read_lake(config), expected_rows(config), key="order_id")
+    for uri in lake_files(config):
+        assert is_sorted(read_file(uri), config.sort_by), f"{uri} is not sorted by order_time"
+        relative = uri[len(config.location.s3dir_datalake) :]
+        assert list(parse_partition_path(relative.rsplit("/", 1)[0])) == ["year", "month"]
+
+
+def test_layout_follows_the_seed(root: str) -> None:
+    manifest = make_orders_snapshot(root, n_files=4, rows_per_file=500)
+    config = orders_config(root, manifest)
+    run_pipeline(config)
+
+    manifests = config.location.s3dir_staging_manifest
+    names = {i.uri[len(manifests) :] for i in storage.list_files(manifests)}
+    for kind in ("snapshot-file-groups", "staging-file-groups", "partition-file-groups"):
+        assert f"{kind}/manifest-summary/manifest-summary-1.json" in names
+        assert f"{kind}/manifest-data/manifest-data-1.parquet" in names
+    assert "validate-datalake-result.json" in names
+    summary = json.loads(storage.read_bytes(config.location.group_manifest_summary("snapshot-file-groups", 1)))
+    assert {"manifest", "size", "n_record"} <= set(summary)
+    staging = [i.uri for i in storage.list_files(config.location.s3dir_staging_datalake)]
+    assert staging and all("/year=" in u and "/month=" in u for u in staging)
+    result = json.loads(storage.read_bytes(config.location.s3path_validate_datalake_result))
+    assert result["ok"] is True
+
+
+def test_a_second_run_gives_an_identical_lake(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=6, rows_per_file=1_000)
+    config = orders_config(local_root, manifest, target_file_size=30_000)
+    run_pipeline(config)
+    first = {u: read_file(u) for u in lake_files(config)}
+
+    run_pipeline(config)
+    second = {u: read_file(u) for u in lake_files(config)}
+
+    assert first.keys() == second.keys()
+    assert all(first[u].equals(second[u]) for u in first)
+
+
+def test_unpartitioned_unsorted_without_transform(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=5, rows_per_file=1_000)
+    config = orders_config(local_root, manifest, partition_by=(), sort_by=(), transform=None, target_file_size=50_000)
+    result = run_pipeline(config)
+    assert result.validation.datalake.records == 5_000
+    assert all("=" not in u[len(config.location.s3dir_datalake) :] for u in lake_files(config))
+    same_rows(read_lake(config), expected_rows(config), key="order_id")
+
+
+def test_descending_sort_and_callable_transform(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=4, rows_per_file=1_000)
+    config = orders_config(
+        local_root,
+        manifest,
+        partition_by=("status",),
+        sort_by=(SortKey("amount", descending=True), SortKey("order_id")),
+        transform="tests.transforms:add_amount_band",
+    )
+    run_pipeline(config)
+    lake = read_lake(config)
+    assert "amount_band" in lake.columns
+    for uri in lake_files(config):
+        assert is_sorted(read_file(uri), config.sort_by)
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_lake_as_inline(root: str) -> None:
+    manifest = make_orders_snapshot(root, n_files=8, rows_per_file=1_500)
+    inline = orders_config(root, manifest, target_file_size=30_000)
+    run_pipeline(inline)
+    inline_rows = read_lake(inline)
+
+    pooled = orders_config(
+        root,
+        manifest,
+        target_file_size=30_000,
+        location=type(inline.location)(
+            s3uri_staging=storage.join(root, "staging2"), s3uri_datalake=storage.join(root, "lake2")
+        ),
+    )
+    with make_executor("process", 2) as pool:
+        result = run_pipeline(pooled, pool)
+    assert result.validation.ok
+    same_rows(read_lake(pooled), inline_rows, key="order_id")
