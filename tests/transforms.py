@@ -13,3 +13,27 @@ def add_amount_band(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 def returns_a_number(frame: pl.DataFrame) -> int:
     return 42
+
+
+# Partition values that need Hive escaping (and "" and None, which both go to __HIVE_DEFAULT_PARTITION__).
+TRICKY_REGIONS = [
+    "a/b", "x=y", "50%", "c:d", "q?", "hash#", "space here", "ünïcödé", "日本 😀", "a+b", "[x]*{y}", "^caret",
+    "tab\there", "new\nline", "'single'", '"double"', "back\\slash", "del\x7f", "%41", "..", ".hidden",
+    "_under", "NULL", "007", "2021-01-01", "true", "", None,
+]  # fmt: skip
+
+
+def _region_from_id(frame: pl.DataFrame, regions: list[str | None]) -> pl.DataFrame:
+    by_index = dict(enumerate(regions))
+    region = (pl.col("id") % len(regions)).replace_strict(by_index, return_dtype=pl.String)
+    return frame.with_columns(region.alias("region"))
+
+
+def add_tricky_region(frame: pl.DataFrame) -> pl.DataFrame:
+    """``region = TRICKY_REGIONS[id % len(TRICKY_REGIONS)]``."""
+    return _region_from_id(frame, TRICKY_REGIONS)
+
+
+def add_tricky_region_but_no_empty_string(frame: pl.DataFrame) -> pl.DataFrame:
+    """As :func:`add_tricky_region`, but ``""`` is left out (null stays)."""
+    return _region_from_id(frame, [r for r in TRICKY_REGIONS if r != ""])

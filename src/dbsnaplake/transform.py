@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +25,8 @@ def is_sql(spec: str) -> bool:
 
 def _load_callable(spec: str) -> Callable[..., Any]:
     module_name, _, function_name = spec.strip().partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like uvicorn and gunicorn: modules in the working folder import
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -61,7 +65,8 @@ def apply_transform(spec: str | None, frame: pl.DataFrame) -> pl.DataFrame:
         raise
     except Exception as exc:
         kind = "SQL" if is_sql(spec) else f"function {spec}"
-        raise TransformError(f"--transform {kind} failed: {type(exc).__name__}: {exc}") from None
+        first_line = (str(exc).strip().splitlines() or [""])[0]  # polars appends its query plan below
+        raise TransformError(f"--transform {kind} failed: {type(exc).__name__}: {first_line}") from None
     raise TransformError(
         f"--transform {spec} returned {type(result).__name__}; it must return a polars DataFrame or LazyFrame"
     )
