@@ -48,9 +48,7 @@ def _moto_server_command(port: int) -> list[str]:
 def s3_server() -> Iterator[str]:
     """A real S3 HTTP server (moto) on a free port of 127.0.0.1; yields its endpoint URL."""
     port = _free_port()
-    process = subprocess.Popen(
-        _moto_server_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = subprocess.Popen(_moto_server_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -64,7 +62,9 @@ def s3_server() -> Iterator[str]:
     else:
         process.kill()
         raise RuntimeError("moto_server did not start within 30 s")
-    old = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+    old = {
+        k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
+    }
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="testing-key-id",

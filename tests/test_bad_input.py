@@ -55,16 +55,26 @@ def test_corrupt_parquet(local_root: str, damage: str) -> None:
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not parquet at all" * 50)
     files = read_manifest(manifest).files
-    sizes = [victim.stat().st_size if u == str(victim) else s for u, s in zip(files["uri"].to_pylist(), files["size"].to_pylist())]
-    write_manifest(manifest, files.set_column(files.schema.get_field_index("size"), "size", pa.array(sizes, pa.int64())))
+    sizes = [
+        victim.stat().st_size if u == str(victim) else s
+        for u, s in zip(files["uri"].to_pylist(), files["size"].to_pylist(), strict=True)
+    ]
+    write_manifest(
+        manifest, files.set_column(files.schema.get_field_index("size"), "size", pa.array(sizes, pa.int64()))
+    )
     code, err = run_cli(local_root, manifest)
     assert_refused(local_root, code, err, str(victim), "not a readable Parquet file")
 
 
 def test_schema_conflict_names_both_files(local_root: str) -> None:
     folder = storage.join(local_root, "snapshot")
-    write_parquet(storage.join(folder, "a.parquet"), pa.table({"id": [1, 2], "order_time": pa.array([1, 2], pa.timestamp("us"))}))
-    write_parquet(storage.join(folder, "b.parquet"), pa.table({"id": ["x", "y"], "order_time": pa.array([3, 4], pa.timestamp("us"))}))
+    write_parquet(
+        storage.join(folder, "a.parquet"), pa.table({"id": [1, 2], "order_time": pa.array([1, 2], pa.timestamp("us"))})
+    )
+    write_parquet(
+        storage.join(folder, "b.parquet"),
+        pa.table({"id": ["x", "y"], "order_time": pa.array([3, 4], pa.timestamp("us"))}),
+    )
     manifest = storage.join(local_root, "manifests", "manifest-summary.json")
     build_manifest(folder, manifest)
     code, err = run_cli(local_root, manifest)

@@ -18,7 +18,9 @@ from .conftest import YEAR_MONTH, make_orders_snapshot
 def dbsnaplake(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("dbsnaplake")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "dbsnaplake.cli"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env=os.environ.copy(), timeout=600)
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, cwd=cwd, env=os.environ.copy(), timeout=600
+    )
 
 
 def stage_options(root: str, manifest: str) -> list[str]:
@@ -52,7 +54,7 @@ def test_run_prints_a_summary(local_root: str) -> None:
 @pytest.mark.slow
 def test_each_stage_on_its_own_like_an_external_orchestrator(root: str) -> None:
     manifest = make_orders_snapshot(root, n_files=6, rows_per_file=1_000)
-    options = stage_options(root, manifest) + ["--group-size", "150KB"]
+    options = [*stage_options(root, manifest), "--group-size", "150KB"]
 
     planned = dbsnaplake("plan", *options, "--output", "json")
     assert planned.returncode == 0, planned.stderr

@@ -49,9 +49,7 @@ class DemoPaths:
         return self.location.s3path_snapshot_manifest_summary
 
 
-def orders_table(
-    first_order_id: int, n_rows: int, rng: np.random.Generator, total_rows: int | None = None
-) -> pa.Table:
+def orders_table(first_order_id: int, n_rows: int, rng: np.random.Generator, total_rows: int | None = None) -> pa.Table:
     """``n_rows`` orders with ids from ``first_order_id``; order times grow with ids, busier in later months.
 
     ``total_rows`` is the size of the whole snapshot, so its time span is always 2021-01 to 2023-12."""
@@ -63,8 +61,10 @@ def orders_table(
     times = np.datetime64(START, "us") + (seconds * 1e6).astype("timedelta64[us]")
     street = rng.integers(1, 9999, n_rows).astype(str)
     address = np.char.add(np.char.add(street, " "), STREETS[rng.integers(0, len(STREETS), n_rows)])
-    note = np.where(rng.random(n_rows) < 0.8, None, np.char.add("gift message #", rng.integers(0, 10**6, n_rows).astype(str)))
-    coupon = np.where(rng.random(n_rows) < 0.9, None, np.char.add("SAVE", rng.integers(5, 50, n_rows).astype(str)))
+    note = pa.array(
+        np.char.add("gift message #", rng.integers(0, 10**6, n_rows).astype(str)), mask=rng.random(n_rows) < 0.8
+    )
+    coupon = pa.array(np.char.add("SAVE", rng.integers(5, 50, n_rows).astype(str)), mask=rng.random(n_rows) < 0.9)
     discount = np.where(rng.random(n_rows) < 0.7, np.nan, np.round(rng.random(n_rows) * 20, 2))
     return pa.table(
         {
@@ -75,8 +75,8 @@ def orders_table(
             "status": STATUSES[rng.integers(0, len(STATUSES), n_rows)],
             "city": CITIES[rng.integers(0, len(CITIES), n_rows)],
             "shipping_address": address,
-            "note": pa.array(note.tolist(), pa.string()),
-            "coupon_code": pa.array(coupon.tolist(), pa.string()),
+            "note": note.cast(pa.string()),
+            "coupon_code": coupon.cast(pa.string()),
             "discount": pa.array(discount, pa.float64(), from_pandas=True),
         }
     )

@@ -34,7 +34,7 @@ class Manifest:
 
     @property
     def n_file(self) -> int:
-        return self.files.num_rows
+        return int(self.files.num_rows)
 
     @property
     def size(self) -> int:
@@ -45,10 +45,11 @@ class Manifest:
         """Total records, or ``None`` when any file's count is unknown."""
         if self.files[N_RECORD].null_count:
             return None
-        return int(pc.sum(self.files[N_RECORD]).as_py() or 0)
+        total: int = pc.sum(self.files[N_RECORD]).as_py() or 0
+        return total
 
     def column(self, name: str) -> list[Any]:
-        return self.files[name].to_pylist()
+        return list(self.files[name].to_pylist())
 
 
 def data_uri_for(summary_uri: str) -> str:

@@ -39,8 +39,6 @@ def build_manifest(source: str, out: str, progress: Progress | None = None) -> M
     kinds = [detect_format(i.uri).kind for i in infos]
     progress.start("count records", len(infos))
     counts = map_io(lambda i: count_records(i.uri, i.size), infos, progress)
-    files = files_table(
-        [i.uri for i in infos], [i.size for i in infos], list(counts), [i.etag for i in infos]
-    )
+    files = files_table([i.uri for i in infos], [i.size for i in infos], list(counts), [i.etag for i in infos])
     manifest = write_manifest(out, files, extra={"source": source})
     return ManifestBuildResult(manifest, sum(1 for k in kinds if k != PARQUET))

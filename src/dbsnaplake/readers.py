@@ -100,4 +100,4 @@ def count_records(uri: str, size: int | None = None) -> int:
     """Exact record count: from the footer for Parquet, by reading the data for text formats."""
     if detect_format(uri).kind == PARQUET:
         return read_parquet_footer(uri, size).n_record
-    return read_table(uri, size).num_rows
+    return int(read_table(uri, size).num_rows)

@@ -71,9 +71,7 @@ def conform(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
                 try:
                     column = column.cast(f.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise SnapshotError(
-                        f"column {f.name!r} of {source} cannot be read as {f.type}: {exc}"
-                    ) from None
+                    raise SnapshotError(f"column {f.name!r} of {source} cannot be read as {f.type}: {exc}") from None
             columns.append(column)
         else:
             columns.append(pa.nulls(table.num_rows, f.type))

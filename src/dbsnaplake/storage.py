@@ -17,9 +17,9 @@ import os
 import shutil
 import tempfile
 import uuid
-from datetime import timedelta
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,7 +76,7 @@ def common_folder(uris: list[str]) -> str | None:
     """The deepest folder holding every URI, or ``None`` when that is a bucket or the filesystem root."""
     split = [parent(u).rstrip("/").split("/") for u in uris]
     common: list[str] = []
-    for segments in zip(*split):
+    for segments in zip(*split, strict=False):
         if any(s != segments[0] for s in segments):
             break
         common.append(segments[0])
@@ -173,9 +173,7 @@ def _s3_store(bucket: str) -> Any:
         try:
             from obstore.auth.boto3 import Boto3CredentialProvider
         except ImportError as exc:  # pragma: no cover - depends on the user's install
-            raise ImportError(
-                "AWS_PROFILE is set: reading AWS profiles needs boto3. Run: pip install boto3"
-            ) from exc
+            raise ImportError("AWS_PROFILE is set: reading AWS profiles needs boto3. Run: pip install boto3") from exc
         kwargs["credential_provider"] = Boto3CredentialProvider()
     if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
         kwargs["region"] = "us-east-1"
