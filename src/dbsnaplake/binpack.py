@@ -43,15 +43,16 @@ def split_evenly(sizes: Sequence[int], max_size: int) -> list[list[int]]:
     if max_size <= 0:
         raise ValueError(f"max_size must be positive, got {max_size}")
     total = sum(sizes)
-    n_groups = max(1, math.ceil(total / max_size))
-    if n_groups == 1:
+    n_groups = min(max(1, math.ceil(total / max_size)), len(sizes))
+    if n_groups <= 1:
         return [list(range(len(sizes)))] if sizes else []
     groups: list[list[int]] = [[]]
     cumulative = 0
     for index, size in enumerate(sizes):
         # Start a new group when this item's midpoint passes the next cut.
         boundary = total * len(groups) / n_groups
-        if groups[-1] and cumulative + size / 2 > boundary and len(groups) < n_groups:
+        must_cut = len(sizes) - index <= n_groups - len(groups)
+        if groups[-1] and len(groups) < n_groups and (must_cut or cumulative + size / 2 > boundary):
             groups.append([])
         groups[-1].append(index)
         cumulative += size

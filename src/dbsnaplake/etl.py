@@ -68,7 +68,11 @@ def split_partitions(frame: pl.DataFrame, keys: tuple[str, ...]) -> list[tuple[s
     if not keys:
         return [("", frame)] if frame.height else []
     parts = frame.partition_by(list(keys), as_dict=True, include_key=False, maintain_order=True)
-    return sorted((partition_path(keys, values), part) for values, part in parts.items())
+    by_path: dict[str, list[pl.DataFrame]] = {}
+    for values, part in parts.items():
+        # "" and null (or NaN and null) are two groups but one Hive folder: write them as one partition
+        by_path.setdefault(partition_path(keys, values), []).append(part)
+    return [(path, pl.concat(by_path[path])) for path in sorted(by_path)]
 
 
 def run_etl_group(config: PipelineConfig, group_manifest: str) -> EtlGroupResult:

@@ -178,3 +178,5 @@ class RollingParquetWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
             self.abort()
+        else:
+            self.close()

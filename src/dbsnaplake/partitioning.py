@@ -10,7 +10,7 @@ from typing import Any
 DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 # Hive's FileUtils.escapePathName: control characters and these.
-_ESCAPED = set("\"#%'*/:=?\\\x7f{[]^") | {chr(c) for c in range(0x01, 0x20)}
+_ESCAPED = set("\"#%'*/:=?\\\x7f{[]^") | {chr(c) for c in range(0x00, 0x20)}
 
 
 def escape(text: str) -> str:

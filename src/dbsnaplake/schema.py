@@ -33,6 +33,7 @@ def unify(named_schemas: Sequence[tuple[str, pa.Schema]]) -> pa.Schema:
     origin: dict[str, str] = {}
     for source, raw in named_schemas:
         schema = plain_schema(raw)
+        previous = unified
         if unified is None:
             unified = schema
         else:
@@ -41,7 +42,11 @@ def unify(named_schemas: Sequence[tuple[str, pa.Schema]]) -> pa.Schema:
             except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 raise _conflict(unified, schema, origin, source) from None
         for f in schema:
-            origin.setdefault(f.name, source)
+            # remember the file that gave the column its current type, to name it in a conflict
+            if f.name not in origin or (
+                previous is not None and previous.field(f.name).type != unified.field(f.name).type
+            ):
+                origin[f.name] = source
     return unified if unified is not None else pa.schema([])
 
 
