@@ -20,7 +20,8 @@ descendant process (psutil), and also reads each process's kernel high-water mar
 (``/proc/<pid>/clear_refs``) when the pipeline enters a new stage, giving per-stage peaks. RSS includes
 memory-mapped snapshot pages that are resident.
 
-Options: ``--scale-check`` also runs ours at a quarter of ``--size`` (memory should stay flat);
+Options: ``--scale-check`` also runs ours at a quarter of ``--size`` with the same group size (peak memory
+per worker should stay flat: it depends on the group size, not on the snapshot size);
 ``--s3`` also runs ours against a local moto S3 server (started and stopped here).
 
     python bench/bench_pipeline.py --size 1GB --files 500
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -691,7 +693,7 @@ def print_partitions(f: Figures) -> None:
 
 
 def print_scale(small: Figures, large: Figures) -> None:
-    print("\nmemory flatness (ours at S and 4S):")
+    print("\nmemory flatness (ours at S and 4S, same group size):")
     headers = [
         "size",
         "files",
@@ -735,7 +737,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--size", default="1GB", help="snapshot size, e.g. 1GB, 200MB (default 1GB)")
     p.add_argument("--files", type=int, default=500, help="snapshot files (default 500)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    p.add_argument("--partition-by", default="year,month")
+    p.add_argument(
+        "--partition-by",
+        default="year",
+        help="partition keys among year,month (default year: three partitions of ~100-300 MB of Parquet, two "
+        "above the 128 MB target, so files are cut and sizes can be judged)",
+    )
     p.add_argument("--target", default="128MB", help="target data-lake file size (default 128MB)")
     p.add_argument("--group-size", default=None, help="fix the ETL group size (default: the planner chooses)")
     p.add_argument("--no-baselines", action="store_true", help="skip Polars and DuckDB")
@@ -782,7 +789,8 @@ def main(argv: Sequence[str]) -> int:
     small = None
     if args.scale_check:
         small_dataset = ensure_dataset(out, size // 4, max(1, args.files // 4))
-        small = run_ours("dbsnaplake (local, S/4)", small_dataset, str(runs / "ours-small"), settings)
+        pinned = dataclasses.replace(settings, group_size=ours.details["group_size"])  # same groups, 1/4 the data
+        small = run_ours("dbsnaplake (local, S/4)", small_dataset, str(runs / "ours-small"), pinned)
     on_s3 = run_ours_on_s3(dataset, settings) if args.s3 else None
     if on_s3:
         figures.append(on_s3)

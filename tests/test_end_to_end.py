@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dbsnaplake import storage
-from dbsnaplake.api import SortKey, make_executor, parse_partition_path, run_pipeline
+from dbsnaplake.api import SortKey, make_executor, parse_partition_path, read_manifest, run_pipeline
 from dbsnaplake.sorting import is_sorted
 
 from .conftest import make_orders_snapshot, orders_config
@@ -106,3 +106,26 @@ def test_worker_processes_give_the_same_lake_as_inline(root: str) -> None:
         result = run_pipeline(pooled, pool)
     assert result.validation.ok
     same_rows(read_lake(pooled), inline_rows, key="order_id")
+
+
+def test_compacted_files_land_within_ten_percent_of_the_target(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=40, rows_per_file=20_000)
+    target = 128 * 1024
+    config = orders_config(
+        local_root,
+        manifest,
+        partition_by=("year",),
+        transform="SELECT *, CAST(EXTRACT(YEAR FROM order_time) AS VARCHAR) AS year FROM snapshot",
+        target_file_size=target,
+    )
+
+    result = run_pipeline(config)
+
+    split = [
+        m for m in map(read_manifest, result.compaction_plan.group_manifests) if m.extra["groups_in_partition"] > 1
+    ]
+    assert split, "the biggest partition should be compacted by several groups"
+    assert result.validation.files_judged > 100
+    assert result.validation.files_near_target >= 0.95
+    for uri in lake_files(config):
+        assert storage.head(uri).size <= 1.1 * target, f"{uri} is larger than the target"

@@ -99,6 +99,7 @@ def compact_group(config: PipelineConfig, group_manifest: str) -> CompactGroupRe
             f"the staging manifest {group_manifest} lists {n_record}; rerun the ETL stage"
         )
     remove_stale_outputs(config, partition, position, count, {f.uri for f in written})
+    pa.default_memory_pool().release_unused()  # a worker's next task starts from a small heap
     return CompactGroupResult(
         group=int(extra["group"]),
         partition=partition,

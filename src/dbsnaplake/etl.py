@@ -1,31 +1,41 @@
 """Stage 2, ETL to staging: one worker reads one snapshot file group, transforms it, partitions it, sorts each
 partition and writes one staging Parquet file per partition, then the group's staging manifest.
 
+Memory stays near the group's size on disk, not a multiple of it: the group is processed one file at a time
+(read, transform, split by partition, sort), and each file's sorted slice of a partition is kept as a sorted
+*run*, zstd-compressed Arrow IPC in memory. At the end each partition's runs are merged (sorted) and streamed
+into its staging file. The transform is therefore applied to one snapshot file at a time: it must work row
+by row (SQL ``SELECT`` expressions, ``with_columns``, filters), not aggregate across files.
+
 Output names derive from the group number alone (``datalake/<partition>/group-000007.parquet``), so a rerun of
 a group overwrites its own files instead of adding new ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import storage
 from .config import PipelineConfig
 from .errors import SnapshotError, TransformError
 from .location import STAGING_FILE_GROUPS_FOLDER
 from .manifest import N_RECORD, SIZE, URI, files_table, read_manifest, write_manifest
+from .parquet_writer import open_parquet_writer
 from .partitioning import partition_path
 from .readers import read_table
 from .schema import conform, decode_schema, encode_schema, unify
-from .sorting import sort_table
+from .sorting import SortKey, merge_sorted_runs, sort_table
 from .transform import apply_transform
 
 PARTITION = "partition"
 STAGING_ROW_GROUP_ROWS = 65_536  # small row groups keep the compaction merge's memory low
+RUN_BATCH_ROWS = 8_192  # runs are decompressed one batch at a time while merging
+RUN_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")  # faster and smaller than lz4 here
 
 
 @dataclass(frozen=True)
@@ -44,27 +54,58 @@ def staging_file_name(group: int) -> str:
     return f"group-{group:06d}.parquet"
 
 
-def read_group(uris: list[str], sizes: list[int], n_records: list[int | None], schema: pa.Schema | None) -> pa.Table:
-    """Read a group's files into one table with one schema; each file's record count is checked."""
-    tables = []
-    for uri, size, expected in zip(uris, sizes, n_records, strict=True):
-        table = read_table(uri, size)
-        if expected is not None and table.num_rows != expected:
-            raise SnapshotError(f"{uri} holds {table.num_rows} records but the manifest says {expected}")
-        tables.append((uri, table))
-    if schema is None:
-        schema = unify([(uri, t.schema) for uri, t in tables])
-    return pa.concat_tables([conform(t, schema, uri) for uri, t in tables]) if tables else schema.empty_table()
+@dataclass
+class PartitionRuns:
+    """One partition's sorted runs (one per snapshot file), as zstd-compressed Arrow IPC streams in memory."""
+
+    runs: list[pa.Buffer] = field(default_factory=list)
+    n_record: int = 0
+
+    def add(self, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema, options=RUN_IPC_OPTIONS) as writer:
+            writer.write_table(table, max_chunksize=RUN_BATCH_ROWS)
+        self.runs.append(sink.getvalue())
+        self.n_record += table.num_rows
+
+    def streams(self, schema: pa.Schema, source: str) -> list[Iterator[pa.Table]]:
+        return [_read_run(run, schema, source) for run in self.runs]
+
+
+def _read_run(run: pa.Buffer, schema: pa.Schema, source: str) -> Iterator[pa.Table]:
+    for batch in pa.ipc.open_stream(run):
+        yield conform(pa.Table.from_batches([batch]), schema, source)
+
+
+def read_snapshot_file(uri: str, size: int, expected: int | None, schema: pa.Schema | None) -> pa.Table:
+    """One snapshot file as a table (conformed to the group's schema when known); its record count checked."""
+    table = read_table(uri, size)
+    if expected is not None and table.num_rows != expected:
+        raise SnapshotError(f"{uri} holds {table.num_rows} records but the manifest says {expected}")
+    return conform(table, schema, uri) if schema is not None else table
+
+
+def transform_file(spec: str | None, table: pa.Table, uri: str) -> pl.DataFrame:
+    frame = pl.from_arrow(table, rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    try:
+        return apply_transform(spec, frame)
+    except TransformError as exc:
+        raise TransformError(f"{exc} (on {uri})") from None
+
+
+def check_columns(frame: pl.DataFrame, config: PipelineConfig) -> None:
+    for option, names in (("--partition-by", config.partition_by), ("--sort-by", [k.column for k in config.sort_by])):
+        for name in names:
+            if name not in frame.columns:
+                raise TransformError(
+                    f"{option} column {name!r} is not produced by the transform; its columns are: "
+                    f"{', '.join(frame.columns)}"
+                )
 
 
 def split_partitions(frame: pl.DataFrame, keys: tuple[str, ...]) -> list[tuple[str, pl.DataFrame]]:
     """``[(hive path, rows without the key columns)]``, sorted by path; one entry ``("", frame)`` without keys."""
-    for key in keys:
-        if key not in frame.columns:
-            raise TransformError(
-                f"--partition-by column {key!r} is not produced by the transform; its columns are: "
-                f"{', '.join(frame.columns)}"
-            )
     if not keys:
         return [("", frame)] if frame.height else []
     parts = frame.partition_by(list(keys), as_dict=True, include_key=False, maintain_order=True)
@@ -75,43 +116,69 @@ def split_partitions(frame: pl.DataFrame, keys: tuple[str, ...]) -> list[tuple[s
     return [(path, pl.concat(by_path[path])) for path in sorted(by_path)]
 
 
+def rebatch(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """Concatenate a stream of small tables into tables of at least ``rows`` rows (the last may be smaller)."""
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    for table in tables:
+        pending.append(table)
+        pending_rows += table.num_rows
+        if pending_rows >= rows:
+            yield pa.concat_tables(pending)
+            pending, pending_rows = [], 0
+    if pending:
+        yield pa.concat_tables(pending)
+
+
+def write_staging_file(
+    uri: str, runs: PartitionRuns, schema: pa.Schema, sort_by: Sequence[SortKey], compression: str
+) -> int:
+    """Merge a partition's sorted runs into one staging Parquet file; return its size."""
+    streams = runs.streams(schema, uri)
+    merged = merge_sorted_runs(streams, sort_by) if sort_by else itertools.chain.from_iterable(streams)
+    tables = rebatch(merged, STAGING_ROW_GROUP_ROWS)
+    first = next(tables)  # a partition has at least one row
+    with storage.atomic_output(uri) as local:
+        with open_parquet_writer(local, first, compression) as writer:
+            for table in itertools.chain([first], tables):
+                writer.write_table(table, row_group_size=STAGING_ROW_GROUP_ROWS)
+        return local.stat().st_size
+
+
 def run_etl_group(config: PipelineConfig, group_manifest: str) -> EtlGroupResult:
     """Process one snapshot file group end to end. Safe to rerun: it rewrites the same files."""
     manifest = read_manifest(group_manifest)
     group = int(manifest.extra["group"])
     schema_text = manifest.extra.get("schema")
-    table = read_group(
-        manifest.column(URI),
-        manifest.column(SIZE),
-        manifest.column(N_RECORD),
-        decode_schema(schema_text) if schema_text else None,
-    )
-    n_record_in = table.num_rows
-    frame = pl.from_arrow(table, rechunk=False)
-    assert isinstance(frame, pl.DataFrame)
-    del table
-    out = apply_transform(config.transform, frame)
-    del frame
-    for key in config.sort_by:
-        if key.column not in out.columns:
-            raise TransformError(
-                f"--sort-by column {key.column!r} is not produced by the transform; its columns are: "
-                f"{', '.join(out.columns)}"
-            )
-    partitions = split_partitions(out, config.partition_by)
-    out_schema = out.drop(list(config.partition_by)).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
-    n_record_out = out.height
-    del out
+    input_schema = decode_schema(schema_text) if schema_text else None
+    partitions: dict[str, PartitionRuns] = {}
+    out_schemas: list[tuple[str, pa.Schema]] = []
+    n_record_in = n_record_out = 0
+    for uri, size, expected in zip(manifest.column(URI), manifest.column(SIZE), manifest.column(N_RECORD), strict=True):
+        table = read_snapshot_file(uri, size, expected, input_schema)
+        n_record_in += table.num_rows
+        out = transform_file(config.transform, table, uri)
+        del table
+        check_columns(out, config)
+        n_record_out += out.height
+        schema = out.drop(list(config.partition_by)).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+        if not any(schema.equals(seen) for _, seen in out_schemas):
+            out_schemas.append((uri, schema))
+        for path, part in split_partitions(out, config.partition_by):
+            arrow = part.to_arrow(compat_level=pl.CompatLevel.oldest())
+            partitions.setdefault(path, PartitionRuns()).add(sort_table(arrow, config.sort_by))
+    out_schema = unify(out_schemas)
 
-    uris, sizes, counts, paths = [], [], [], []
-    for path, part in partitions:
-        arrow = sort_table(part.to_arrow(compat_level=pl.CompatLevel.oldest()), config.sort_by)
+    uris: list[str] = []
+    sizes: list[int] = []
+    counts: list[int | None] = []
+    paths: list[str] = []
+    for path in sorted(partitions):
         uri = storage.join(config.location.staging_partition_dir(path), staging_file_name(group))
-        with storage.atomic_output(uri) as local:
-            pq.write_table(arrow, local, compression=config.compression, row_group_size=STAGING_ROW_GROUP_ROWS)
-            sizes.append(local.stat().st_size)
+        runs = partitions.pop(path)
+        sizes.append(write_staging_file(uri, runs, out_schema, config.sort_by, config.compression))
         uris.append(uri)
-        counts.append(arrow.num_rows)
+        counts.append(runs.n_record)
         paths.append(path)
 
     summary = config.location.group_manifest_summary(STAGING_FILE_GROUPS_FOLDER, group)
@@ -128,13 +195,14 @@ def run_etl_group(config: PipelineConfig, group_manifest: str) -> EtlGroupResult
         },
         data_uri=config.location.group_manifest_data(STAGING_FILE_GROUPS_FOLDER, group),
     )
+    pa.default_memory_pool().release_unused()  # a worker's next task starts from a small heap
     return EtlGroupResult(
         group=group,
         n_file_in=manifest.n_file,
         size_in=manifest.size,
         n_record_in=n_record_in,
         n_record_out=n_record_out,
-        n_partition=len(partitions),
+        n_partition=len(paths),
         size_out=sum(sizes),
         staging_manifest=summary,
     )

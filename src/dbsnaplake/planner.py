@@ -28,7 +28,9 @@ from .units import format_size
 MiB = 1024**2
 MIN_GROUP_SIZE = 16 * MiB
 GROUPS_PER_WORKER = 4
-ETL_WORKING_COPIES = 3  # the table read, the transformed frame, the sorted partitions
+WORKER_BASE_MEMORY = 300 * MiB  # the interpreter with pyarrow and polars loaded, and allocator slack
+RUN_MEMORY_PER_BYTE = 2  # ETL keeps a group's sorted runs compressed, then merges them: ~2 bytes per byte on disk
+FILE_WORKING_COPIES = 4  # one file at a time is read, transformed, split and sorted
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,21 @@ class GroupSizeChoice:
 
 def choose_group_size(stats: SnapshotStats, workers: int, memory_per_worker: int) -> GroupSizeChoice:
     """The most snapshot bytes one ETL group may hold: small enough to fit a worker's memory, and small
-    enough that every worker gets several groups (so work balances), but not uselessly small."""
-    by_memory = int(memory_per_worker / (max(stats.in_memory_ratio, 1.0) * ETL_WORKING_COPIES))
+    enough that every worker gets several groups (so work balances), but not uselessly small.
+
+    An ETL worker needs about ``2 x group size + 300 MiB`` plus the working copies of its largest file.
+    """
+    file_working = int(stats.max_file_size * max(stats.in_memory_ratio, 1.0) * FILE_WORKING_COPIES)
+    free = max(0, memory_per_worker - WORKER_BASE_MEMORY - file_working)
+    by_memory = max(MiB, free // RUN_MEMORY_PER_BYTE)
     by_balance = -(-stats.size // (workers * GROUPS_PER_WORKER))
     size = max(min(by_memory, by_balance), min(MIN_GROUP_SIZE, by_memory))
     reason = (
-        f"group size {format_size(size)} = min(memory: {format_size(memory_per_worker)} per worker / "
-        f"({stats.in_memory_ratio:.1f}x in memory x {ETL_WORKING_COPIES} copies) = {format_size(by_memory)}, "
-        f"balance: {format_size(stats.size)} / ({workers} workers x {GROUPS_PER_WORKER}) = "
-        f"{format_size(by_balance)}), at least {format_size(min(MIN_GROUP_SIZE, by_memory))}"
+        f"group size {format_size(size)} = min(memory: ({format_size(memory_per_worker)} per worker - "
+        f"{format_size(WORKER_BASE_MEMORY)} - {format_size(file_working)} for the largest file) / "
+        f"{RUN_MEMORY_PER_BYTE} = {format_size(by_memory)}, balance: {format_size(stats.size)} / "
+        f"({workers} workers x {GROUPS_PER_WORKER}) = {format_size(by_balance)}), "
+        f"at least {format_size(min(MIN_GROUP_SIZE, by_memory))}"
     )
     return GroupSizeChoice(size, reason)
 
