@@ -40,13 +40,12 @@ import json
 import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +68,7 @@ from dbsnaplake.api import (
     run_pipeline,
 )
 from dbsnaplake.demo import orders_table
+from dbsnaplake.testing import local_s3_server
 
 MiB = 1024**2
 HERE = Path(__file__).resolve().parent
@@ -525,52 +525,6 @@ def run_baseline(kind: str, dataset: Dataset, dest: Path, keys: Sequence[str]) -
 # ---- S3 (moto) ---------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[subprocess.Popen[bytes]]:
-    """A moto S3 server on 127.0.0.1 with the AWS_* variables pointing at it; stopped (by its pid) at exit."""
-    port = free_port()
-    exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
-    process = subprocess.Popen(
-        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
-    old = {k: os.environ.get(k) for k in names}
-    try:
-        wait_for_port(port, process)
-        os.environ.update(
-            AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-            AWS_ACCESS_KEY_ID="bench-key-id",
-            AWS_SECRET_ACCESS_KEY="bench-secret-key",
-            AWS_REGION="us-east-1",
-        )
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        if process.poll() is not None:
-            raise RuntimeError("moto_server exited at start")
-        time.sleep(0.1)
-    raise RuntimeError("moto_server did not start within 30 s")
-
-
 def upload_dataset(local: Dataset) -> Dataset:
     """Create the bucket, upload the snapshot files and build the manifest on S3."""
     from concurrent.futures import ThreadPoolExecutor
@@ -593,9 +547,11 @@ def upload_dataset(local: Dataset) -> Dataset:
 
 
 def run_ours_on_s3(local: Dataset, settings: OursSettings) -> Figures:
-    with moto_server() as server:
+    with local_s3_server() as server:
         dataset = upload_dataset(local)
-        return run_ours("dbsnaplake (moto S3)", dataset, f"s3://{S3_BUCKET}/bench", settings, exclude=[server.pid])
+        return run_ours(
+            "dbsnaplake (moto S3)", dataset, f"s3://{S3_BUCKET}/bench", settings, exclude=[server.process.pid]
+        )
 
 
 # ---- report ------------------------------------------------------------------------------------------------

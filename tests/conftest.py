@@ -6,12 +6,6 @@ The S3 server is moto's standalone server started as a subprocess; the code unde
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +17,7 @@ import pytest
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, S3Location, SortKey, build_manifest
 from dbsnaplake.demo import orders_table
+from dbsnaplake.testing import local_s3_server
 
 S3_BUCKET = "dbsnaplake-test"
 YEAR_MONTH = (
@@ -31,59 +26,11 @@ YEAR_MONTH = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _moto_server_command(port: int) -> list[str]:
-    exe = shutil.which("moto_server", path=os.path.dirname(sys.executable))
-    if exe:
-        return [exe, "-H", "127.0.0.1", "-p", str(port)]
-    return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """A real S3 HTTP server (moto) on a free port of 127.0.0.1; yields its endpoint URL."""
-    port = _free_port()
-    process = subprocess.Popen(_moto_server_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError("moto_server exited at start: is moto[server] installed?") from None
-            time.sleep(0.1)
-    else:
-        process.kill()
-        raise RuntimeError("moto_server did not start within 30 s")
-    old = {
-        k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
-    }
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing-key-id",
-        AWS_SECRET_ACCESS_KEY="testing-secret-key",
-        AWS_REGION="us-east-1",
-    )
-    import boto3
-
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=S3_BUCKET)
-    try:
-        yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with local_s3_server(S3_BUCKET) as server:
+        yield server.endpoint
 
 
 @pytest.fixture(params=["local", "s3"])
