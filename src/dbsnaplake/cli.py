@@ -20,7 +20,7 @@ from rich.progress import Progress as RichBar
 from . import __version__
 from .compaction_planner import plan_compaction
 from .compactor import compact_group
-from .config import PipelineConfig, default_workers
+from .config import INSPECT_MODES, PipelineConfig, default_workers
 from .demo import prepare_demo
 from .errors import DbSnapLakeError
 from .etl import run_etl_group
@@ -103,6 +103,13 @@ def pipeline_options(function: F) -> F:
         click.option("--target-file-size", default="128MB", callback=_size, help="Data lake file size [128MB]."),
         click.option("--workers", default=default_workers(), show_default=True, type=int, help="Worker processes."),
         click.option("--worker-memory", default=None, callback=_size, help="Memory per worker [60% RAM / workers]."),
+        click.option(
+            "--inspect-files",
+            type=click.Choice(INSPECT_MODES),
+            default="auto",
+            show_default=True,
+            help="Snapshot files 'plan' checks: all, a sample of 1,000, none; auto = all up to 10,000 files.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -120,6 +127,7 @@ def _config(
     target_file_size: int,
     workers: int,
     worker_memory: int | None,
+    inspect_files: str = "auto",
     **_: Any,
 ) -> PipelineConfig:
     return PipelineConfig(
@@ -132,6 +140,7 @@ def _config(
         target_file_size=target_file_size,
         workers=workers,
         worker_memory=worker_memory,
+        inspect_files=inspect_files,
     )
 
 
@@ -158,7 +167,12 @@ def _run(config: PipelineConfig, executor: str) -> None:
 @main.command()
 @click.option("--dir", "root", default="./dbsnaplake-demo", show_default=True, help="Where the demo writes.")
 @click.option("--workers", default=default_workers(), show_default=True, type=int)
-@click.option("--executor", type=click.Choice(EXECUTORS), default="process", show_default=True)
+@click.option(
+    "--executor",
+    default="process",
+    show_default=True,
+    help=f"Where groups run: {', '.join(EXECUTORS)} (a Dask scheduler; needs the dask extra).",
+)
 def demo(root: str, workers: int, executor: str) -> None:
     """Generate a sample orders snapshot (~200 Parquet files, ~150 MB) and run every stage on it.
 
@@ -171,9 +185,14 @@ def demo(root: str, workers: int, executor: str) -> None:
 
 @main.command()
 @pipeline_options
-@click.option("--executor", type=click.Choice(EXECUTORS), default="process", show_default=True)
+@click.option(
+    "--executor",
+    default="process",
+    show_default=True,
+    help=f"Where groups run: {', '.join(EXECUTORS)} (a Dask scheduler; needs the dask extra).",
+)
 def run(executor: str, **options: Any) -> None:
-    """Run all five stages over a local worker pool.
+    """Run all five stages over a worker pool: local processes by default, or a Dask cluster.
 
     Example: dbsnaplake run --manifest s3://b/p/manifest-summary.json --staging s3://b/staging/db/t/snapshot=2024-01-01/
     --datalake s3://b/datalake/db/t/ --partition-by year --sort-by order_time

@@ -12,6 +12,7 @@ from .sorting import SortKey
 
 MiB = 1024**2
 DEFAULT_TARGET_FILE_SIZE = 128 * MiB
+INSPECT_MODES = ("auto", "all", "sample", "none")
 
 
 def default_workers() -> int:
@@ -49,6 +50,9 @@ class PipelineConfig:
     """Memory budget of one worker in bytes; ``None``: 60 % of this machine's memory shared by the workers."""
     compression: str = "zstd"
     """Parquet compression codec of staging and data-lake files."""
+    inspect_files: str = "auto"
+    """Which snapshot files planning checks: ``all``, an even ``sample`` of 1,000, ``none`` (trust the manifest),
+    or ``auto`` (all up to 10,000 files, else a sample)."""
 
     def __post_init__(self) -> None:
         staging, lake = self.location.s3dir_staging, self.location.s3dir_datalake
@@ -56,6 +60,8 @@ class PipelineConfig:
             raise ConfigError(
                 f"--staging {staging} and --datalake {lake} must not contain each other: use two separate folders"
             )
+        if self.inspect_files not in INSPECT_MODES:
+            raise ConfigError(f"--inspect-files must be one of {', '.join(INSPECT_MODES)}, got {self.inspect_files!r}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if len(set(self.partition_by)) != len(self.partition_by):

@@ -1,5 +1,7 @@
 """Where group work runs: any ``concurrent.futures.Executor``. Inline for tests and debugging, a process pool
-by default. Workers are top-level functions from plain, picklable data to plain data."""
+by default, or a Dask cluster. Workers are top-level functions from plain, picklable data (a config and a group
+manifest URI) to plain data: every worker reads and writes the store itself, nothing large goes through the
+scheduler."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from typing import Any, TypeVar
 from .errors import ConfigError
 
 T = TypeVar("T")
-EXECUTORS = ("process", "inline")
+EXECUTORS = ("process", "inline", "dask-local", "dask://HOST:PORT")
+DASK_EXTRA_HINT = "install the dask extra: pip install 'dbsnaplake[dask]'"
+DASK_CONNECT_SECONDS = 30
 
 
 class InlineExecutor(Executor):
@@ -36,8 +40,61 @@ def share_cores(threads: int) -> None:
     pa.set_cpu_count(threads)
 
 
+class DaskExecutor(Executor):
+    """Tasks run on a Dask cluster through ``Client.get_executor()``; a worker that dies has its tasks rerun
+    elsewhere by the scheduler (every group task is idempotent). With no address, a local cluster of
+    ``workers`` single-threaded worker processes is started, and stopped on shutdown."""
+
+    def __init__(self, address: str | None, workers: int) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ConfigError(f"--executor dask needs Dask distributed: {DASK_EXTRA_HINT}") from None
+        self._cluster = None
+        if address is None:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            self._cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env={"POLARS_MAX_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)},
+            )
+            address = self._cluster.scheduler_address
+        try:
+            self._client = Client(address, timeout=DASK_CONNECT_SECONDS)
+        except (OSError, TimeoutError) as exc:
+            if self._cluster is not None:
+                self._cluster.close()
+            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        self._executor = self._client.get_executor(pure=False)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        return getattr(self._client, "dashboard_link", None)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return self._executor.submit(fn, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait=wait)
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
 def make_executor(kind: str, workers: int) -> Executor:
-    """``"process"``: a pool of ``workers`` fresh processes (spawned, not forked: safe with Arrow's threads)."""
+    """Build the executor named by ``--executor``.
+
+    - ``process``: a pool of ``workers`` fresh processes (spawned, not forked: safe with Arrow's threads);
+    - ``inline``: this process, one task at a time;
+    - ``dask-local``: a local Dask cluster of ``workers`` processes;
+    - ``dask://host:port`` (or ``tcp://host:port``): the Dask scheduler at that address.
+    """
+    if kind == "dask-local":
+        return DaskExecutor(None, workers)
+    if kind.startswith(("dask://", "tcp://")):
+        return DaskExecutor("tcp://" + kind.split("://", 1)[1], workers)
     if kind == "inline":
         return InlineExecutor()
     if kind == "process":
@@ -47,4 +104,4 @@ def make_executor(kind: str, workers: int) -> Executor:
             initializer=share_cores,
             initargs=(max(1, (os.cpu_count() or 1) // workers),),
         )
-    raise ConfigError(f"unknown executor {kind!r}: use one of {', '.join(EXECUTORS)}")
+    raise ConfigError(f"unknown --executor {kind!r}: use one of {', '.join(EXECUTORS)}")

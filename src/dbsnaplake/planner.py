@@ -3,6 +3,10 @@
 Everything is checked before anything is written: each file exists and has the size the manifest says, each
 Parquet footer is readable, the files' schemas unify, and the transform (run on an empty frame) produces the
 partition and sort columns. Only then are the group manifests written.
+
+A manifest of more than 10,000 files is checked on an even sample of 1,000 (``--inspect-files auto``): one
+request per file would dominate planning a million-file snapshot. Files not inspected are checked when the ETL
+stage reads them (existence, record count, schema), which fails naming the file just the same.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import statistics
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import storage
 from .binpack import pack_in_order
@@ -27,6 +32,8 @@ from .units import format_size
 
 MiB = 1024**2
 MIN_GROUP_SIZE = 16 * MiB
+INSPECT_ALL_UP_TO = 10_000
+INSPECT_SAMPLE = 1_000
 GROUPS_PER_WORKER = 4
 WORKER_BASE_MEMORY = 300 * MiB  # the interpreter with pyarrow and polars loaded, and allocator slack
 RUN_MEMORY_PER_BYTE = 2  # ETL keeps a group's sorted runs compressed, then merges them: ~2 bytes per byte on disk
@@ -119,11 +126,24 @@ def _inspect(uri: str, expected_size: int | None) -> _Inspected:
     return _Inspected(info.size, None, None, None, info.etag)
 
 
+def files_to_inspect(n_file: int, mode: str, sizes: list[int | None]) -> list[int]:
+    """Indices of the files whose footers (or sizes) planning reads; files of unknown size always."""
+    if mode == "all" or (mode == "auto" and n_file <= INSPECT_ALL_UP_TO):
+        return list(range(n_file))
+    chosen = {i for i, size in enumerate(sizes) if size is None}
+    if mode in ("auto", "sample") and n_file:
+        step = max(1, n_file // INSPECT_SAMPLE)
+        chosen.update(range(0, n_file, step))
+        chosen.add(n_file - 1)
+    return sorted(chosen)
+
+
 def check_roots(location: S3Location, file_uris: list[str]) -> None:
     """Refuse roots that would write into the snapshot, or a snapshot inside the roots."""
     for name, root in (("--staging", location.s3dir_staging), ("--datalake", location.s3dir_datalake)):
-        for uri in file_uris:
-            if storage.is_within(uri, root):
+        root_dir = storage.as_dir(root)
+        for uri in file_uris:  # normalized already: a plain prefix test, fast for a million files
+            if (uri + "/").startswith(root_dir):
                 raise ConfigError(f"{name} {root} contains snapshot file {uri}: choose a folder outside the snapshot")
     snapshot_dir = storage.common_folder(file_uris)
     if snapshot_dir is None:
@@ -148,15 +168,16 @@ def check_transform(config: PipelineConfig, schema: pa.Schema) -> pa.Schema:
     return out
 
 
-def snapshot_stats(files: pa.Table, uncompressed: list[int | None]) -> SnapshotStats:
+def snapshot_stats(files: pa.Table, uncompressed: list[tuple[int | None, int]]) -> SnapshotStats:
+    """``uncompressed``: (uncompressed bytes from the footer, bytes on disk) of the files inspected."""
     sizes = files[SIZE].to_pylist()
     records = files[N_RECORD]
-    known = [(u, s) for u, s in zip(uncompressed, sizes, strict=True) if u is not None]
+    known = [(u, s) for u, s in uncompressed if u is not None]
     ratio = sum(u for u, _ in known) / max(1, sum(s for _, s in known)) if known else 1.0
     return SnapshotStats(
         n_file=len(sizes),
         size=sum(sizes),
-        n_record=None if records.null_count else sum(records.to_pylist()),
+        n_record=None if records.null_count else pc.sum(records).as_py() or 0,
         min_file_size=min(sizes, default=0),
         median_file_size=int(statistics.median(sizes)) if sizes else 0,
         max_file_size=max(sizes, default=0),
@@ -176,34 +197,38 @@ def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> P
     """Inspect the snapshot, then write one manifest per snapshot file group."""
     progress = progress or NoProgress()
     manifest: Manifest = read_manifest(config.manifest_uri)
-    uris: list[str] = [storage.normalize_uri(u) for u in manifest.column(URI)]
+    uris = storage.normalize_uris(manifest.column(URI))
     if not uris:
         raise SnapshotError(f"manifest {manifest.summary_uri} lists no files: nothing to do")
-    for uri in uris:
-        detect_format(uri)
+    all_parquet = all(detect_format(uri).kind == PARQUET for uri in uris)  # also refuses unknown formats
     check_roots(config.location, uris)
 
-    progress.start("inspect snapshot files", len(uris))
-    sizes_in = manifest.column(SIZE)
-    inspected = map_io(lambda pair: _inspect(*pair), list(zip(uris, sizes_in, strict=True)), progress)
-    records_in = manifest.column(N_RECORD)
-    for uri, found, listed in zip(uris, inspected, records_in, strict=True):
+    sizes, records, etags = manifest.column(SIZE), manifest.column(N_RECORD), manifest.column(ETAG)
+    chosen = files_to_inspect(len(uris), config.inspect_files, sizes)
+    progress.start("inspect snapshot files", len(chosen))
+    inspected = dict(zip(chosen, map_io(lambda i: _inspect(uris[i], sizes[i]), chosen, progress), strict=True))
+    for index, found in inspected.items():
+        listed = records[index]
         if listed is not None and found.n_record is not None and listed != found.n_record:
             raise SnapshotError(
-                f"{uri} holds {found.n_record} records but the manifest says {listed}: rebuild the manifest"
+                f"{uris[index]} holds {found.n_record} records but the manifest says {listed}: rebuild the manifest"
             )
-    files = files_table(
-        uris,
-        [f.size for f in inspected],
-        [f.n_record if f.n_record is not None else listed for f, listed in zip(inspected, records_in, strict=True)],
-        [e or f.etag for e, f in zip(manifest.column(ETAG), inspected, strict=True)],
-    )
-    parquet = [(u, f.schema) for u, f in zip(uris, inspected, strict=True) if f.schema is not None]
-    schema = unify(parquet) if len(parquet) == len(uris) else None
-    if schema is not None:
-        check_transform(config, schema)
+        sizes[index] = found.size
+        records[index] = found.n_record if found.n_record is not None else listed
+        etags[index] = etags[index] or found.etag
+    if len(chosen) < len(uris):
+        progress.note(
+            f"inspected {len(chosen):,} of {len(uris):,} files (--inspect-files {config.inspect_files}); "
+            "the others are checked when the ETL stage reads them"
+        )
+    files = files_table(uris, sizes, records, etags)
+    parquet = [(uris[i], f.schema) for i, f in inspected.items() if f.schema is not None]
+    sample_schema = unify(parquet) if parquet else None
+    if sample_schema is not None and all_parquet:
+        check_transform(config, sample_schema)
+    schema = sample_schema if len(parquet) == len(uris) else None  # the groups' schema, when every file gave it
 
-    stats = snapshot_stats(files, [f.uncompressed for f in inspected])
+    stats = snapshot_stats(files, [(f.uncompressed, sizes[i]) for i, f in inspected.items()])
     progress.note(f"snapshot: {stats}")
     if config.group_size is not None:
         choice = GroupSizeChoice(config.group_size, f"group size {format_size(config.group_size)} (--group-size)")

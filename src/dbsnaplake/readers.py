@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -36,6 +37,14 @@ class FileFormat:
 def detect_format(uri: str) -> FileFormat:
     """The format of a data file, from its name; unknown names raise a :class:`SnapshotError`."""
     name = storage.base_name(uri).lower()
+    found = _format_of_suffixes("." + ".".join(name.rsplit(".", 2)[1:]))  # at most two suffixes matter
+    if found is None:
+        raise SnapshotError(f"unknown file format: {uri} — supported: {SUPPORTED}")
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def _format_of_suffixes(name: str) -> FileFormat | None:
     compression = None
     for suffix, codec in _COMPRESSION.items():
         if name.endswith(suffix):
@@ -46,7 +55,7 @@ def detect_format(uri: str) -> FileFormat:
             if kind == PARQUET and compression:
                 break
             return FileFormat(kind, compression)
-    raise SnapshotError(f"unknown file format: {uri} — supported: {SUPPORTED}")
+    return None
 
 
 def is_ignorable(uri: str) -> bool:

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -47,6 +47,15 @@ def normalize_uri(uri: str) -> str:
     return os.path.abspath(os.path.expanduser(uri))
 
 
+def normalize_uris(uris: Iterable[str]) -> list[str]:
+    """:func:`normalize_uri` over many URIs; those already normal (``s3://`` or a clean absolute path) are kept
+    as they are, which makes a million-file manifest cheap."""
+    return [
+        u if u.startswith(S3_SCHEME) or (u.startswith("/") and "/." not in u and "//" not in u) else normalize_uri(u)
+        for u in uris
+    ]
+
+
 def is_s3(uri: str) -> bool:
     return uri.startswith(S3_SCHEME)
 
@@ -74,14 +83,13 @@ def is_within(child: str, parent: str) -> bool:
 
 def common_folder(uris: list[str]) -> str | None:
     """The deepest folder holding every URI, or ``None`` when that is a bucket or the filesystem root."""
-    split = [parent(u).rstrip("/").split("/") for u in uris]
-    common: list[str] = []
-    for segments in zip(*split, strict=False):
-        if any(s != segments[0] for s in segments):
-            break
-        common.append(segments[0])
-    too_broad = len(common) <= (3 if uris and is_s3(uris[0]) else 1)  # ["s3:", "", bucket] or [""]
-    return None if too_broad else "/".join(common) + "/"
+    if not uris:
+        return None
+    # character by character on purpose, then cut back to a "/": the extremes bound every URI's common prefix
+    prefix = os.path.commonprefix([min(uris), max(uris)])  # noqa: RUF071
+    folder = prefix[: prefix.rfind("/") + 1]
+    too_broad = folder.count("/") <= (3 if is_s3(folder) else 1)  # "s3://bucket/" or "/"
+    return None if too_broad else folder
 
 
 def base_name(uri: str) -> str:
