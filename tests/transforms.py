@@ -37,3 +37,14 @@ def add_tricky_region(frame: pl.DataFrame) -> pl.DataFrame:
 def add_tricky_region_but_no_empty_string(frame: pl.DataFrame) -> pl.DataFrame:
     """As :func:`add_tricky_region`, but ``""`` is left out (null stays)."""
     return _region_from_id(frame, [r for r in TRICKY_REGIONS if r != ""])
+
+
+def year_month_slowly(frame: pl.DataFrame) -> pl.DataFrame:
+    """The year/month transform, 0.3 s per snapshot file: keeps a run going long enough to kill a worker."""
+    import time
+
+    time.sleep(0.3)
+    return frame.with_columns(
+        pl.col("order_time").dt.year().cast(pl.String).alias("year"),
+        pl.col("order_time").dt.month().cast(pl.String).str.zfill(2).alias("month"),
+    )
