@@ -57,7 +57,7 @@ class DaskExecutor(Executor):
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port: None still binds 8787
                 env={"POLARS_MAX_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)},
             )
             address = self._cluster.scheduler_address

@@ -246,8 +246,9 @@ def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> P
         "schema": encode_schema(schema) if schema is not None else None,
     }
     progress.start("write snapshot file group manifests", len(groups))
-    summaries = []
-    for number, indices in enumerate(groups, start=1):
+
+    def write_group(numbered: tuple[int, list[int]]) -> str:
+        number, indices = numbered
         summary_uri = location.group_manifest_summary(SNAPSHOT_FILE_GROUPS_FOLDER, number)
         write_manifest(
             summary_uri,
@@ -255,8 +256,9 @@ def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> P
             extra={"group": number, **extra},
             data_uri=location.group_manifest_data(SNAPSHOT_FILE_GROUPS_FOLDER, number),
         )
-        summaries.append(summary_uri)
-        progress.advance()
+        return summary_uri
+
+    summaries = map_io(write_group, list(enumerate(groups, start=1)), progress)  # S3 PUTs in parallel
     return PlanResult(stats=stats, group_size=choice, group_manifests=tuple(summaries), schema=schema)
 
 
