@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from . import storage
-from .errors import ConfigError
+from .errors import ConfigError, TransformError
 from .location import S3Location
 from .sorting import SortKey
 
@@ -70,6 +70,16 @@ class PipelineConfig:
             object.__setattr__(self, "snapshot_manifest", self.location.s3path_snapshot_manifest_summary)
         else:
             object.__setattr__(self, "snapshot_manifest", storage.normalize_uri(self.snapshot_manifest))
+
+    def require_output_columns(self, columns: list[str]) -> None:
+        """The partition and sort columns must be among ``columns`` (what the transform, or the snapshot, gives)."""
+        needed = [("--partition-by", c) for c in self.partition_by] + [("--sort-by", k.column) for k in self.sort_by]
+        for option, column in needed:
+            if column not in columns:
+                source = "the transform" if self.transform else "the snapshot"
+                raise TransformError(
+                    f"{option} column {column!r} is not produced by {source}; its columns are: {', '.join(columns)}"
+                )
 
     @property
     def manifest_uri(self) -> str:

@@ -94,16 +94,6 @@ def transform_file(spec: str | None, table: pa.Table, uri: str) -> pl.DataFrame:
         raise TransformError(f"{exc} (on {uri})") from None
 
 
-def check_columns(frame: pl.DataFrame, config: PipelineConfig) -> None:
-    for option, names in (("--partition-by", config.partition_by), ("--sort-by", [k.column for k in config.sort_by])):
-        for name in names:
-            if name not in frame.columns:
-                raise TransformError(
-                    f"{option} column {name!r} is not produced by the transform; its columns are: "
-                    f"{', '.join(frame.columns)}"
-                )
-
-
 def split_partitions(frame: pl.DataFrame, keys: tuple[str, ...]) -> list[tuple[str, pl.DataFrame]]:
     """``[(hive path, rows without the key columns)]``, sorted by path; one entry ``("", frame)`` without keys."""
     if not keys:
@@ -159,7 +149,7 @@ def run_etl_group(config: PipelineConfig, group_manifest: str) -> EtlGroupResult
         n_record_in += table.num_rows
         out = transform_file(config.transform, table, uri)
         del table
-        check_columns(out, config)
+        config.require_output_columns(out.columns)
         n_record_out += out.height
         schema = out.drop(list(config.partition_by)).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
         if not any(schema.equals(seen) for _, seen in out_schemas):

@@ -156,14 +156,22 @@ class RollingParquetWriter:
         base, extra = divmod(rows_left, n_files)
         self._rows_per_file = [base + (k < extra) for k in range(n_files)]
 
+    def _planned_rows(self) -> int | None:
+        """Balanced mode: the rows the open file must hold; ``None`` when it is sized by bytes, or is the plan's
+        last file (which takes whatever is left, should more rows come)."""
+        plan = self._rows_per_file
+        index = len(self._written) - 1  # the plan covers the files after the first
+        if plan is None or index >= len(plan) - 1:
+            return None
+        return plan[index]
+
     def _rows_left_in_file(self, file: _OpenFile) -> int:
         """How many more rows the open file takes before it closes."""
-        plan = self._rows_per_file
-        if plan is not None:
-            index = len(self._written) - 1
-            if index >= len(plan) - 1:
-                return MAX_ROW_GROUP_ROWS  # the last file takes whatever is left, should more rows come
-            return plan[index] - file.rows
+        planned = self._planned_rows()
+        if planned is not None:
+            return planned - file.rows
+        if self._rows_per_file is not None:
+            return MAX_ROW_GROUP_ROWS  # the plan's last file: no limit
         return max(1, math.ceil((self._target - self._footer_bytes - file.bytes) / self._bytes_per_row()))
 
     def _rows_for_next_row_group(self, file: _OpenFile) -> int:
@@ -173,8 +181,8 @@ class RollingParquetWriter:
 
     def _file_is_full(self, file: _OpenFile) -> bool:
         if self._rows_per_file is not None:
-            index = len(self._written) - 1
-            return index < len(self._rows_per_file) - 1 and file.rows >= self._rows_per_file[index]
+            planned = self._planned_rows()
+            return planned is not None and file.rows >= planned
         return file.bytes + self._footer_bytes >= self._target * (1 - CLOSE_TOLERANCE)
 
     # -- writing ------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from . import storage
 from .binpack import pack_in_order
 from .concurrency import map_io
 from .config import PipelineConfig
-from .errors import ConfigError, SnapshotError, TransformError
+from .errors import ConfigError, SnapshotError
 from .location import FILE_GROUP_KINDS, SNAPSHOT_FILE_GROUPS_FOLDER, S3Location
 from .manifest import ETAG, N_RECORD, SIZE, URI, Manifest, files_table, read_manifest, write_manifest
 from .progress import NoProgress, Progress
@@ -158,13 +158,7 @@ def check_roots(location: S3Location, file_uris: list[str]) -> None:
 def check_transform(config: PipelineConfig, schema: pa.Schema) -> pa.Schema:
     """Run the transform on an empty frame; the partition and sort columns must come out of it."""
     out = output_schema(config.transform, schema)
-    needed = [("--partition-by", c) for c in config.partition_by] + [("--sort-by", k.column) for k in config.sort_by]
-    for option, column in needed:
-        if column not in out.names:
-            source = "the transform" if config.transform else "the snapshot"
-            raise TransformError(
-                f"{option} column {column!r} is not produced by {source}; its columns are: {', '.join(out.names)}"
-            )
+    config.require_output_columns(out.names)
     return out
 
 
