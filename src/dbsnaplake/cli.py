@@ -29,6 +29,7 @@ from .location import S3Location
 from .manifest_builder import build_manifest
 from .pipeline import run_pipeline
 from .planner import plan_snapshot
+from .readers import ON_BAD_VALUE
 from .sorting import parse_sort_keys
 from .units import parse_size
 from .validator import validate_datalake
@@ -110,6 +111,13 @@ def pipeline_options(function: F) -> F:
             show_default=True,
             help="Snapshot files 'plan' checks: all, a sample of 1,000, none; auto = all up to 10,000 files.",
         ),
+        click.option(
+            "--on-bad-value",
+            type=click.Choice(ON_BAD_VALUE),
+            default="error",
+            show_default=True,
+            help="A value that does not parse as its exported type: stop with an error, or store null and count it.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -128,6 +136,7 @@ def _config(
     workers: int,
     worker_memory: int | None,
     inspect_files: str = "auto",
+    on_bad_value: str = "error",
     **_: Any,
 ) -> PipelineConfig:
     return PipelineConfig(
@@ -141,6 +150,7 @@ def _config(
         workers=workers,
         worker_memory=worker_memory,
         inspect_files=inspect_files,
+        on_bad_value=on_bad_value,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from . import storage
 from .errors import ConfigError, TransformError
 from .location import S3Location
+from .readers import ON_BAD_VALUE
 from .sorting import SortKey
 
 MiB = 1024**2
@@ -53,6 +54,9 @@ class PipelineConfig:
     inspect_files: str = "auto"
     """Which snapshot files planning checks: ``all``, an even ``sample`` of 1,000, ``none`` (trust the manifest),
     or ``auto`` (all up to 10,000 files, else a sample)."""
+    on_bad_value: str = "error"
+    """A value that does not parse as its source type (an export's string-encoded date, ...): ``error`` stops
+    naming table, column, file and value; ``null`` stores null and counts it in the report."""
 
     def __post_init__(self) -> None:
         staging, lake = self.location.s3dir_staging, self.location.s3dir_datalake
@@ -62,6 +66,8 @@ class PipelineConfig:
             )
         if self.inspect_files not in INSPECT_MODES:
             raise ConfigError(f"--inspect-files must be one of {', '.join(INSPECT_MODES)}, got {self.inspect_files!r}")
+        if self.on_bad_value not in ON_BAD_VALUE:
+            raise ConfigError(f"--on-bad-value must be one of {', '.join(ON_BAD_VALUE)}, got {self.on_bad_value!r}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if len(set(self.partition_by)) != len(self.partition_by):

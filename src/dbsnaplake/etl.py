@@ -14,8 +14,9 @@ a group overwrites its own files instead of adding new ones.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -24,10 +25,10 @@ from . import storage
 from .config import PipelineConfig
 from .errors import SnapshotError, TransformError
 from .location import STAGING_FILE_GROUPS_FOLDER
-from .manifest import N_RECORD, SIZE, URI, files_table, read_manifest, write_manifest
+from .manifest import FILES_SCHEMA, N_RECORD, READER, SIZE, URI, Manifest, files_table, read_manifest, write_manifest
 from .parquet_writer import open_parquet_writer
 from .partitioning import partition_path
-from .readers import read_table
+from .readers import FileToRead, ReadResult, read_snapshot_file
 from .schema import conform, decode_schema, encode_schema, unify
 from .sorting import SortKey, merge_sorted_runs, sort_table
 from .transform import apply_transform
@@ -45,6 +46,7 @@ class EtlGroupResult:
     size_in: int
     n_record_in: int
     n_record_out: int
+    n_bad_value: int
     n_partition: int
     size_out: int
     staging_manifest: str
@@ -77,12 +79,26 @@ def _read_run(run: pa.Buffer, schema: pa.Schema, source: str) -> Iterator[pa.Tab
         yield conform(pa.Table.from_batches([batch]), schema, source)
 
 
-def read_snapshot_file(uri: str, size: int, expected: int | None, schema: pa.Schema | None) -> pa.Table:
+def read_group_file(
+    file: FileToRead, schema: pa.Schema | None, reader: Mapping[str, Any] | None, on_bad_value: str
+) -> ReadResult:
     """One snapshot file as a table (conformed to the group's schema when known); its record count checked."""
-    table = read_table(uri, size)
-    if expected is not None and table.num_rows != expected:
-        raise SnapshotError(f"{uri} holds {table.num_rows} records but the manifest says {expected}")
-    return conform(table, schema, uri) if schema is not None else table
+    result = read_snapshot_file(file, reader, on_bad_value)
+    table = result.table
+    if file.expected_records is not None and table.num_rows != file.expected_records:
+        raise SnapshotError(f"{file.uri} holds {table.num_rows} records but the manifest says {file.expected_records}")
+    if schema is not None:
+        table = conform(table, schema, file.uri)
+    return ReadResult(table, result.n_bad_value)
+
+
+def group_files(manifest: Manifest) -> Iterator[FileToRead]:
+    """The group's files, each with its manifest row's other columns (a source's checksums, ...)."""
+    extra_names = [name for name in manifest.files.column_names if name not in FILES_SCHEMA.names]
+    extras = manifest.files.select(extra_names).to_pylist() if extra_names else [{}] * manifest.n_file
+    columns = (manifest.column(URI), manifest.column(SIZE), manifest.column(N_RECORD), extras)
+    for uri, size, expected, extra in zip(*columns, strict=True):
+        yield FileToRead(uri, size, expected, extra)
 
 
 def transform_file(spec: str | None, table: pa.Table, uri: str) -> pl.DataFrame:
@@ -143,9 +159,13 @@ def run_etl_group(config: PipelineConfig, group_manifest: str) -> EtlGroupResult
     input_schema = decode_schema(schema_text) if schema_text else None
     partitions: dict[str, PartitionRuns] = {}
     out_schemas: list[tuple[str, pa.Schema]] = []
-    n_record_in = n_record_out = 0
-    for uri, size, expected in zip(manifest.column(URI), manifest.column(SIZE), manifest.column(N_RECORD), strict=True):
-        table = read_snapshot_file(uri, size, expected, input_schema)
+    reader = manifest.extra.get(READER)
+    n_record_in = n_record_out = n_bad_value = 0
+    for file in group_files(manifest):
+        uri = file.uri
+        read = read_group_file(file, input_schema, reader, config.on_bad_value)
+        table = read.table
+        n_bad_value += read.n_bad_value
         n_record_in += table.num_rows
         out = transform_file(config.transform, table, uri)
         del table
@@ -180,6 +200,7 @@ def run_etl_group(config: PipelineConfig, group_manifest: str) -> EtlGroupResult
             "group": group,
             "n_record_in": n_record_in,
             "n_record_out": n_record_out,
+            "n_bad_value": n_bad_value,
             "partition_by": list(config.partition_by),
             "schema": encode_schema(out_schema),
         },
@@ -192,6 +213,7 @@ def run_etl_group(config: PipelineConfig, group_manifest: str) -> EtlGroupResult
         size_in=manifest.size,
         n_record_in=n_record_in,
         n_record_out=n_record_out,
+        n_bad_value=n_bad_value,
         n_partition=len(paths),
         size_out=sum(sizes),
         staging_manifest=summary,

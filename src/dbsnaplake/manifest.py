@@ -20,6 +20,9 @@ from . import storage
 from .errors import SnapshotError
 
 URI, SIZE, N_RECORD, ETAG = "uri", "size", "n_record", "etag"
+READER = "reader"
+"""Summary key a source sets to say how its files are read: ``{"format": ..., "schema": ..., ...}`` (see
+:func:`dbsnaplake.readers.read_snapshot_file`); planning copies it into every snapshot file group."""
 FILES_SCHEMA = pa.schema([(URI, pa.string()), (SIZE, pa.int64()), (N_RECORD, pa.int64()), (ETAG, pa.string())])
 
 

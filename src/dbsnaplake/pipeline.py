@@ -67,6 +67,11 @@ class RunResult:
                 f"data lake : {lake_files:,} files, {format_size(v.datalake.bytes)}, {v.datalake.records:,} records "
                 f"in {len(v.partitions):,} partitions",
                 _file_size_line(v),
+                *(
+                    [f"bad values: {v.bad_values:,} values did not parse and were stored as null"]
+                    if v.bad_values
+                    else []
+                ),
                 f"validation: {'OK' if v.ok else 'FAILED'}",
                 f"seconds   : {timing} (total {sum(self.seconds.values()):.1f}s)",
             ]

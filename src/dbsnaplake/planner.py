@@ -23,10 +23,21 @@ from .concurrency import map_io
 from .config import PipelineConfig
 from .errors import ConfigError, SnapshotError
 from .location import FILE_GROUP_KINDS, SNAPSHOT_FILE_GROUPS_FOLDER, S3Location
-from .manifest import ETAG, N_RECORD, SIZE, URI, Manifest, files_table, read_manifest, write_manifest
+from .manifest import (
+    ETAG,
+    FILES_SCHEMA,
+    N_RECORD,
+    READER,
+    SIZE,
+    URI,
+    Manifest,
+    files_table,
+    read_manifest,
+    write_manifest,
+)
 from .progress import NoProgress, Progress
 from .readers import PARQUET, detect_format, read_parquet_footer
-from .schema import encode_schema, unify
+from .schema import decode_schema, encode_schema, unify
 from .transform import output_schema
 from .units import format_size
 
@@ -215,12 +226,21 @@ def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> P
             f"inspected {len(chosen):,} of {len(uris):,} files (--inspect-files {config.inspect_files}); "
             "the others are checked when the ETL stage reads them"
         )
-    files = files_table(uris, sizes, records, etags)
-    parquet = [(uris[i], f.schema) for i, f in inspected.items() if f.schema is not None]
-    sample_schema = unify(parquet) if parquet else None
-    if sample_schema is not None and all_parquet:
-        check_transform(config, sample_schema)
-    schema = sample_schema if len(parquet) == len(uris) else None  # the groups' schema, when every file gave it
+    extra_columns = {
+        name: manifest.files[name] for name in manifest.files.column_names if name not in FILES_SCHEMA.names
+    }
+    files = files_table(uris, sizes, records, etags, **extra_columns)  # a source's own columns (checksums) travel on
+    reader = manifest.extra.get(READER)
+    if reader and reader.get("schema"):  # the source knows the schema as read (types restored, items decoded)
+        schema: pa.Schema | None = decode_schema(reader["schema"])
+        assert schema is not None
+        check_transform(config, schema)
+    else:
+        parquet = [(uris[i], f.schema) for i, f in inspected.items() if f.schema is not None]
+        sample_schema = unify(parquet) if parquet else None
+        if sample_schema is not None and all_parquet and not reader:
+            check_transform(config, sample_schema)
+        schema = sample_schema if len(parquet) == len(uris) and not reader else None  # when every file gave it
 
     stats = snapshot_stats(files, [(f.uncompressed, sizes[i]) for i, f in inspected.items()])
     progress.note(f"snapshot: {stats}")
@@ -237,6 +257,7 @@ def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> P
         "stage": SNAPSHOT_FILE_GROUPS_FOLDER,
         "n_group": len(groups),
         "snapshot_manifest": manifest.summary_uri,
+        READER: reader,
         "schema": encode_schema(schema) if schema is not None else None,
     }
     progress.start("write snapshot file group manifests", len(groups))

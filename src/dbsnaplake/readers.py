@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -110,3 +113,51 @@ def count_records(uri: str, size: int | None = None) -> int:
     if detect_format(uri).kind == PARQUET:
         return read_parquet_footer(uri, size).n_record
     return int(read_table(uri, size).num_rows)
+
+
+# ---- source readers: how the ETL stage reads files of a known export ----------------------------------------
+
+ON_BAD_VALUE = ("error", "null")
+SOURCE_READERS: dict[str, str] = {
+    # the snapshot manifest's ``reader.format`` → "module:function", imported on first use (in the worker)
+}
+
+
+@dataclass(frozen=True)
+class FileToRead:
+    """One snapshot file as its manifest row describes it."""
+
+    uri: str
+    size: int | None
+    expected_records: int | None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    """The row's other columns (an export's checksum, batch, ...)."""
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    table: pa.Table
+    n_bad_value: int = 0
+    """Values that did not parse as their type and became null (``--on-bad-value null``)."""
+
+
+SourceReader = Callable[[FileToRead, Mapping[str, Any], str], ReadResult]
+
+
+def read_snapshot_file(file: FileToRead, reader: Mapping[str, Any] | None, on_bad_value: str = "error") -> ReadResult:
+    """Read one snapshot file the way its source says (the manifest's ``reader``), else by its name's suffix."""
+    name = (reader or {}).get("format")
+    if not name:
+        return ReadResult(read_table(file.uri, file.size))
+    if name not in SOURCE_READERS:
+        known = ", ".join(sorted(SOURCE_READERS)) or "none"
+        raise SnapshotError(f"the snapshot manifest names reader format {name!r}, which is not known (known: {known})")
+    assert reader is not None
+    return _source_reader(name)(file, reader, on_bad_value)
+
+
+@functools.cache
+def _source_reader(name: str) -> SourceReader:
+    module, _, function = SOURCE_READERS[name].partition(":")
+    reader: SourceReader = getattr(importlib.import_module(module), function)
+    return reader

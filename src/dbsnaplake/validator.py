@@ -56,6 +56,8 @@ class ValidationResult:
     """Data-lake files that are not their partition's remainder (smallest file)."""
     files_near_target: float
     """Share of data-lake files within ±10 % of the target, each partition's smallest file (its remainder) excepted."""
+    bad_values: int = 0
+    """Values that did not parse as their source type and were stored as null (``--on-bad-value null``)."""
     problems: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -118,6 +120,7 @@ def validate_datalake(config: PipelineConfig, progress: Progress | None = None) 
     )
     etl_in = sum(int(m.extra["n_record_in"]) for m in staging_manifests)
     etl_out = sum(int(m.extra["n_record_out"]) for m in staging_manifests)
+    bad_values = sum(int(m.extra.get("n_bad_value", 0)) for m in staging_manifests)
     staging_total = totals([e for entries in staging_by_partition.values() for e in entries])
     lake_total = totals([e for entries in lake_by_partition.values() for e in entries])
 
@@ -152,6 +155,7 @@ def validate_datalake(config: PipelineConfig, progress: Progress | None = None) 
         files_near_target=share_near_target(
             [[size for size, _ in entries] for entries in lake_by_partition.values()], config.target_file_size
         ),
+        bad_values=bad_values,
         problems=tuple(problems),
     )
     storage.write_bytes(location.s3path_validate_datalake_result, result.to_json().encode())
