@@ -62,8 +62,8 @@ from dbsnaplake.api import (  # noqa: E402
     run_etl_group,
     validate_datalake,
 )
+from dbsnaplake.group_runner import run_groups  # noqa: E402
 from dbsnaplake.manifest import files_table, write_manifest  # noqa: E402
-from dbsnaplake.pipeline import run_groups  # noqa: E402
 
 DEFAULT_OUT = HERE / "out"
 WARM_UP_SECONDS = 0.3
@@ -169,9 +169,10 @@ def run_stage(
     config: PipelineConfig,
     uris: Sequence[str],
     workers: int,
+    stage: str,
 ) -> StageTiming:
     start = time.perf_counter()
-    pairs = run_groups(executor, worker, config, uris, NoProgress(), worker.__name__)
+    pairs = run_groups(executor, worker, config, uris, NoProgress(), worker.__name__, stage)
     return StageTiming(time.perf_counter() - start, tuple(seconds for _, seconds in pairs), workers)
 
 
@@ -186,12 +187,12 @@ def run_scaling(root: Path, dataset: Dataset, workers: int, group_size: int, key
         plan = plan_snapshot(config)
         plan_seconds = time.perf_counter() - start
         log(f"  ETL of {len(plan.group_manifests)} groups")
-        etl = run_stage(executor, timed_etl, config, plan.group_manifests, workers)
+        etl = run_stage(executor, timed_etl, config, plan.group_manifests, workers, "etl")
         start = time.perf_counter()
         compaction_plan = plan_compaction(config)
         plan_compaction_seconds = time.perf_counter() - start
         log(f"  compaction of {len(compaction_plan.group_manifests)} groups")
-        compact = run_stage(executor, timed_compact, config, compaction_plan.group_manifests, workers)
+        compact = run_stage(executor, timed_compact, config, compaction_plan.group_manifests, workers, "compact")
     finally:
         executor.shutdown(wait=True)
     return ScalingRun(

@@ -31,6 +31,7 @@ from dbsnaplake.api import (
     parse_sort_keys,
     plan_compaction,
     plan_snapshot,
+    publish_snapshot,
     run_etl_group,
     validate_datalake,
 )
@@ -111,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         groups = compaction_plan.group_manifests
         compaction = timed(seconds, "compact", run_on_cluster, client, compact_group, config, groups)
         validation = timed(seconds, "validate", validate_datalake, config)  # raises ValidationError on a mismatch
+        published = timed(seconds, "publish", publish_snapshot, config)  # commits the lake for readers
 
     print(f"cluster   : {config.workers} workers ({args.scheduler or 'local cluster'})")
     print(f"plan      : {plan}")
@@ -118,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     files = [f for r in compaction for f in r.files]
     print(f"compact   : {len(compaction)} groups, {len(files)} files, {format_size(sum(f.size for f in files))}")
     print(f"validate  : {validation}")
+    print(f"publish   : {published or 'already published'}")
     print("seconds   : " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
     return 0 if validation.ok else 1
 

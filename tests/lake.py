@@ -10,11 +10,21 @@ import pyarrow.parquet as pq
 
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, parse_partition_path, read_manifest
+from dbsnaplake.publish import latest_root
 from dbsnaplake.transform import apply_transform
 
 
+def lake_root(config: PipelineConfig) -> str:
+    """The folder readers read: the data-lake folder, or in ``latest`` mode the version ``_latest.json`` names."""
+    if config.publish == "latest":
+        root = latest_root(config.location.s3dir_datalake)
+        assert root is not None, "nothing published yet"
+        return root
+    return config.location.s3dir_datalake
+
+
 def lake_files(config: PipelineConfig) -> list[str]:
-    return [i.uri for i in storage.list_files(config.location.s3dir_datalake) if i.uri.endswith(".parquet")]
+    return [i.uri for i in storage.list_files(lake_root(config)) if i.uri.endswith(".parquet")]
 
 
 def read_file(uri: str) -> pa.Table:
@@ -23,7 +33,7 @@ def read_file(uri: str) -> pa.Table:
 
 def read_lake(config: PipelineConfig) -> pl.DataFrame:
     """Every row of the data lake, with partition columns decoded from the paths (as strings)."""
-    root = config.location.s3dir_datalake
+    root = lake_root(config)
     frames = []
     for uri in lake_files(config):
         frame = pl.from_arrow(read_file(uri))

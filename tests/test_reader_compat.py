@@ -10,8 +10,9 @@ partition. ``""`` and null are written to the same folder, ``__HIVE_DEFAULT_PART
 Reader options that keep partition values as strings:
 
 * DuckDB: ``read_parquet(..., hive_partitioning = true, hive_types_autocast = false)``.
-* Polars: ``scan_parquet(..., hive_partitioning=True, hive_schema={"region": pl.String})`` (a hive schema also
-  turns off ``try_parse_hive_dates`` for that column).
+* Polars: ``scan_parquet("<lake>/**/*.parquet", hive_partitioning=True, hive_schema={"region": pl.String})`` (a
+  hive schema also turns off ``try_parse_hive_dates`` for that column). The glob matters: given the folder,
+  Polars refuses the ``_SUCCESS`` commit file beside the Parquet files.
 * pyarrow: ``ds.dataset(..., partitioning=ds.partitioning(schema, flavor="hive"))``, or
   ``ds.HivePartitioning.discover(infer_dictionary=False)``, which infers ``string`` when a value is not a
   number.
@@ -19,7 +20,7 @@ Reader options that keep partition values as strings:
 Known deviation (documented reader behaviour, not an escaping problem): ``pyarrow.dataset`` skips every path
 segment that starts with ``.`` or ``_`` (``ignore_prefixes`` defaults to ``[".", "_"]``, like Hadoop's hidden
 files), so a partition *column* named ``_region`` makes the whole lake invisible to it unless
-``ignore_prefixes=["."]`` is passed. Values starting with ``.`` or ``_`` are fine: the segment starts with
+``ignore_prefixes=[".", "_SUCCESS"]`` is passed (the commit file must still be skipped). Values starting with ``.`` or ``_`` are fine: the segment starts with
 ``region=``. See :func:`test_pyarrow_skips_partition_columns_starting_with_an_underscore`.
 """
 
@@ -37,6 +38,7 @@ from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, SortKey, build_manifest, run_pipeline
 
 from .conftest import orders_config, write_parquet
+from .lake import lake_files
 from .transforms import TRICKY_REGIONS
 
 N_FILES, ROWS_PER_FILE = 3, 60
@@ -97,7 +99,7 @@ def read_with_duckdb(lake: str) -> pl.DataFrame:
 
 
 def read_with_polars(lake: str) -> pl.DataFrame:
-    frame = pl.scan_parquet(lake, hive_partitioning=True, hive_schema={"region": pl.String})
+    frame = pl.scan_parquet(f"{lake}**/*.parquet", hive_partitioning=True, hive_schema={"region": pl.String})
     return frame.select(COLUMNS).sort("id").collect()
 
 
@@ -145,7 +147,7 @@ def test_readers_decode_escaped_partition_values(tricky_lake: PipelineConfig, re
 
 def test_the_lake_folders_are_escaped_like_hive(tricky_lake: PipelineConfig) -> None:
     lake = tricky_lake.location.s3dir_datalake
-    folders = {storage.parent(i.uri)[len(lake) :].rstrip("/") for i in storage.list_files(lake)}
+    folders = {storage.parent(uri)[len(lake) :].rstrip("/") for uri in lake_files(tricky_lake)}
     for folder in (
         "region=a%2Fb",
         "region=x%3Dy",
@@ -177,7 +179,9 @@ def test_pyarrow_skips_partition_columns_starting_with_an_underscore(local_root:
     assert duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{lake}**/*.parquet')").fetchone() == (
         everything,
     )
-    assert pl.scan_parquet(lake, hive_partitioning=True).select(pl.len()).collect().item() == everything
+    assert (
+        pl.scan_parquet(f"{lake}**/*.parquet", hive_partitioning=True).select(pl.len()).collect().item() == everything
+    )
     assert ds.dataset(lake, format="parquet", partitioning="hive").count_rows() == 0
-    visible = ds.dataset(lake, format="parquet", partitioning="hive", ignore_prefixes=["."])
+    visible = ds.dataset(lake, format="parquet", partitioning="hive", ignore_prefixes=[".", "_SUCCESS"])
     assert visible.count_rows() == everything

@@ -48,3 +48,31 @@ def year_month_slowly(frame: pl.DataFrame) -> pl.DataFrame:
         pl.col("order_time").dt.year().cast(pl.String).alias("year"),
         pl.col("order_time").dt.month().cast(pl.String).str.zfill(2).alias("month"),
     )
+
+
+FAIL_FLAG = "DBSNAPLAKE_TEST_FAIL_FLAG"
+
+
+def year_month_failing_on_some_files(frame: pl.DataFrame) -> pl.DataFrame:
+    """The year/month transform, failing for snapshot files whose first ``order_id`` is a multiple of 4,000
+    while the file named by ``$DBSNAPLAKE_TEST_FAIL_FLAG`` exists: a failure a user can fix and then rerun."""
+    import os
+
+    flag = os.environ.get(FAIL_FLAG)
+    if flag and os.path.exists(flag) and frame.height and frame["order_id"][0] % 4_000 == 0:
+        raise RuntimeError(f"cannot transform the file starting at order {frame['order_id'][0]}")
+    return frame.with_columns(
+        pl.col("order_time").dt.year().cast(pl.String).alias("year"),
+        pl.col("order_time").dt.month().cast(pl.String).str.zfill(2).alias("month"),
+    )
+
+
+def year_month_a_little_slowly(frame: pl.DataFrame) -> pl.DataFrame:
+    """The year/month transform, 0.1 s per snapshot file: the crash matrix's runs last long enough to hit."""
+    import time
+
+    time.sleep(0.1)
+    return frame.with_columns(
+        pl.col("order_time").dt.year().cast(pl.String).alias("year"),
+        pl.col("order_time").dt.month().cast(pl.String).str.zfill(2).alias("month"),
+    )

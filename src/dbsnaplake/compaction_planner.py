@@ -9,21 +9,37 @@ each large enough to be split into equal files close to the target.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import pyarrow as pa
 
+from . import storage
 from .binpack import split_evenly
 from .concurrency import map_io
 from .config import PipelineConfig
 from .errors import StageError
 from .etl import PARTITION
-from .location import PARTITION_FILE_GROUPS_FOLDER, SNAPSHOT_FILE_GROUPS_FOLDER, STAGING_FILE_GROUPS_FOLDER
+from .location import (
+    PARTITION_FILE_GROUPS_FOLDER,
+    SNAPSHOT_FILE_GROUPS_FOLDER,
+    STAGING_FILE_GROUPS_FOLDER,
+    S3Location,
+    datalake_file_name,
+)
 from .manifest import N_RECORD, SIZE, URI, Manifest, read_manifest, write_manifest
-from .planner import list_group_manifests
+from .planner import PlanResult, list_group_manifests, read_plan
 from .progress import NoProgress, Progress
 from .schema import decode_schema, encode_schema, unify
-from .storage import delete_folder, exists, join
+from .state import (
+    COMPACT,
+    COMPACTION_PLAN_MARKER,
+    clear_stage,
+    compaction_fingerprint,
+    marker_uri,
+    read_json,
+    write_json,
+)
 
 MAX_GROUP_TARGETS = 16
 """A split partition's groups hold 8-16 targets' worth, so each splits into equal files within a few % of the
@@ -37,6 +53,17 @@ class CompactionPlan:
     staging_size: int
     staging_records: int
     group_manifests: tuple[str, ...]
+    fingerprint: str
+    version_root: str
+
+    def to_marker(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["group_manifests"] = list(self.group_manifests)
+        return data
+
+    @classmethod
+    def from_marker(cls, data: dict[str, Any]) -> CompactionPlan:
+        return cls(**{**data, "group_manifests": tuple(data["group_manifests"])})
 
     def __str__(self) -> str:
         return (
@@ -55,7 +82,7 @@ def read_staging_manifests(config: PipelineConfig, progress: Progress | None = N
         )
     numbers = list(range(1, len(groups) + 1))
     staging = [location.group_manifest_summary(STAGING_FILE_GROUPS_FOLDER, n) for n in numbers]
-    done = map_io(exists, staging)
+    done = map_io(storage.exists, staging)
     missing = [n for n, ok in zip(numbers, done, strict=True) if not ok]
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
@@ -69,8 +96,27 @@ def read_staging_manifests(config: PipelineConfig, progress: Progress | None = N
     return map_io(read_manifest, staging, progress)
 
 
+def require_plan(config: PipelineConfig) -> PlanResult:
+    plan = read_plan(config.location)
+    if plan is None:
+        raise StageError(
+            f"no complete plan in {config.location.s3dir_staging_manifest}: run 'dbsnaplake plan' (or 'run') first"
+        )
+    return plan
+
+
+def read_compaction_plan(location: S3Location) -> CompactionPlan | None:
+    data = read_json(marker_uri(location, COMPACTION_PLAN_MARKER))
+    return None if data is None else CompactionPlan.from_marker(data)
+
+
 def plan_compaction(config: PipelineConfig, progress: Progress | None = None) -> CompactionPlan:
+    """Write the partition file group manifests, then ``state/plan-compaction.json`` (last)."""
     progress = progress or NoProgress()
+    plan = require_plan(config)
+    location = config.location
+    storage.delete(marker_uri(location, COMPACTION_PLAN_MARKER))
+    clear_stage(location, COMPACT)
     manifests = read_staging_manifests(config, progress)
     schema = unify(
         [(f"staging group {m.extra['group']} ({m.summary_uri})", decode_schema(m.extra["schema"])) for m in manifests]
@@ -80,8 +126,7 @@ def plan_compaction(config: PipelineConfig, progress: Progress | None = None) ->
     for index, partition in enumerate(files[PARTITION].to_pylist()):
         by_partition[partition].append(index)
 
-    location = config.location
-    delete_folder(location.s3dir_partition_file_group_manifest)
+    storage.delete_folder(location.s3dir_partition_file_group_manifest)
     max_group = config.target_file_size * MAX_GROUP_TARGETS
     sizes = files[SIZE].to_pylist()
     planned: list[tuple[str, list[int], int, int]] = []
@@ -106,23 +151,24 @@ def plan_compaction(config: PipelineConfig, progress: Progress | None = None) ->
                 "groups_in_partition": count,
                 "target_file_size": config.target_file_size,
                 "schema": encode_schema(schema),
+                "version_root": plan.version_root,
             },
             data_uri=location.group_manifest_data(PARTITION_FILE_GROUPS_FOLDER, number),
         )
         summaries.append(summary)
         progress.advance()
-    return CompactionPlan(
+    result = CompactionPlan(
         n_partition=len(by_partition),
         n_staging_file=files.num_rows,
         staging_size=sum(sizes),
         staging_records=sum(files[N_RECORD].to_pylist()),
         group_manifests=tuple(summaries),
+        fingerprint=compaction_fingerprint(config, plan.fingerprint),
+        version_root=plan.version_root,
     )
+    write_json(marker_uri(location, COMPACTION_PLAN_MARKER), result.to_marker())
+    return result
 
 
-def datalake_file_name(group_in_partition: int, index: int) -> str:
-    return f"part-{group_in_partition:05d}-{index:05d}.parquet"
-
-
-def datalake_file_uri(config: PipelineConfig, partition: str, group_in_partition: int, index: int) -> str:
-    return join(config.location.datalake_partition_dir(partition), datalake_file_name(group_in_partition, index))
+def datalake_file_uri(version_root: str, partition: str, group_in_partition: int, index: int) -> str:
+    return storage.join(version_root, partition, datalake_file_name(group_in_partition, index))

@@ -9,9 +9,8 @@ rerun overwrites; files a previous run of this group wrote beyond the new count 
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,14 +19,15 @@ from . import storage
 from .compaction_planner import datalake_file_uri
 from .config import PipelineConfig
 from .errors import SnapshotError
+from .location import DATALAKE_FILE
 from .manifest import N_RECORD, SIZE, URI, read_manifest
 from .parquet_writer import RollingParquetWriter, WrittenFile
 from .schema import conform, decode_schema
 from .sorting import merge_sorted_runs
+from .state import COMPACT, mark_done
 
 MERGE_MEMORY = 256 * 1024**2
 IN_MEMORY_RATIO_GUESS = 4.0
-_PART_FILE = re.compile(r"^part-(\d{5})-(\d{5})\.parquet$")
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,13 @@ def iter_staging_file(uri: str, size: int, schema: pa.Schema, batch_rows: int) -
 
 
 def remove_stale_outputs(
-    config: PipelineConfig, partition: str, group_in_partition: int, groups_in_partition: int, keep: set[str]
+    version_root: str, partition: str, group_in_partition: int, groups_in_partition: int, keep: set[str]
 ) -> None:
     """Delete ``part-*`` files an earlier run of this group (or of groups that no longer exist) left behind."""
-    folder = config.location.datalake_partition_dir(partition)
+    folder = storage.as_dir(storage.join(version_root, partition))
     for info in storage.list_files(folder):
         relative = info.uri[len(folder) :]
-        match = _PART_FILE.match(relative)
+        match = DATALAKE_FILE.match(relative)
         if not match or info.uri in keep:
             continue
         owner = int(match.group(1))
@@ -73,6 +73,7 @@ def compact_group(config: PipelineConfig, group_manifest: str) -> CompactGroupRe
     schema = decode_schema(extra["schema"])
     partition = str(extra["partition"])
     position, count = int(extra["group_in_partition"]), int(extra["groups_in_partition"])
+    version_root = str(extra["version_root"])
     uris, sizes, counts = manifest.column(URI), manifest.column(SIZE), manifest.column(N_RECORD)
     n_record = sum(counts)
     bytes_per_row = sum(sizes) / max(1, n_record)
@@ -82,7 +83,7 @@ def compact_group(config: PipelineConfig, group_manifest: str) -> CompactGroupRe
     stream = merge_sorted_runs(runs, config.sort_by) if config.sort_by else itertools.chain.from_iterable(runs)
 
     with RollingParquetWriter(
-        lambda k: datalake_file_uri(config, partition, position, k),
+        lambda k: datalake_file_uri(version_root, partition, position, k),
         schema,
         target_size=config.target_file_size,
         expected_rows=n_record,
@@ -98,9 +99,9 @@ def compact_group(config: PipelineConfig, group_manifest: str) -> CompactGroupRe
             f"partition {partition or '(unpartitioned)'}: wrote {sum(f.n_record for f in written)} records but "
             f"the staging manifest {group_manifest} lists {n_record}; rerun the ETL stage"
         )
-    remove_stale_outputs(config, partition, position, count, {f.uri for f in written})
+    remove_stale_outputs(version_root, partition, position, count, {f.uri for f in written})
     pa.default_memory_pool().release_unused()  # a worker's next task starts from a small heap
-    return CompactGroupResult(
+    result = CompactGroupResult(
         group=int(extra["group"]),
         partition=partition,
         n_file_in=manifest.n_file,
@@ -108,3 +109,5 @@ def compact_group(config: PipelineConfig, group_manifest: str) -> CompactGroupRe
         n_record=n_record,
         files=tuple(written),
     )
+    mark_done(config.location, COMPACT, result.group, asdict(result))  # last: every file exists
+    return result

@@ -14,6 +14,8 @@ from .sorting import SortKey
 MiB = 1024**2
 DEFAULT_TARGET_FILE_SIZE = 128 * MiB
 INSPECT_MODES = ("auto", "all", "sample", "none")
+PUBLISH_MODES = ("historical", "latest")
+DEFAULT_RETRIES = 2
 
 
 def default_workers() -> int:
@@ -57,6 +59,15 @@ class PipelineConfig:
     on_bad_value: str = "error"
     """A value that does not parse as its source type (an export's string-encoded date, ...): ``error`` stops
     naming table, column, file and value; ``null`` stores null and counts it in the report."""
+    publish: str = "historical"
+    """``historical``: the data lake folder is this snapshot's own (``mytable_2021_01_01_08_30_00/``), committed by
+    a ``_SUCCESS`` file written last. ``latest``: the folder is a static path; each snapshot is written to
+    ``version=<time>/`` inside it and ``_latest.json`` is switched to it last. See :mod:`dbsnaplake.publish`."""
+    snapshot_time: str | None = None
+    """When the snapshot was taken (ISO 8601); names the version. Default: the staging path's ``snapshot=...``
+    segment, else the time of planning."""
+    retries: int = DEFAULT_RETRIES
+    """How many times a failed group is retried (with exponential backoff) before the run stops."""
 
     def __post_init__(self) -> None:
         staging, lake = self.location.s3dir_staging, self.location.s3dir_datalake
@@ -68,6 +79,10 @@ class PipelineConfig:
             raise ConfigError(f"--inspect-files must be one of {', '.join(INSPECT_MODES)}, got {self.inspect_files!r}")
         if self.on_bad_value not in ON_BAD_VALUE:
             raise ConfigError(f"--on-bad-value must be one of {', '.join(ON_BAD_VALUE)}, got {self.on_bad_value!r}")
+        if self.publish not in PUBLISH_MODES:
+            raise ConfigError(f"--publish must be one of {', '.join(PUBLISH_MODES)}, got {self.publish!r}")
+        if self.retries < 0:
+            raise ConfigError(f"--retries must be 0 or more, got {self.retries}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if len(set(self.partition_by)) != len(self.partition_by):

@@ -29,3 +29,7 @@ class StageError(DbSnapLakeError):
 
 class ValidationError(DbSnapLakeError):
     """The data lake does not hold what the snapshot held."""
+
+
+class RunLockedError(DbSnapLakeError):
+    """Another run is working in the same staging area."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import polars as pl
@@ -25,12 +25,24 @@ from . import storage
 from .config import PipelineConfig
 from .errors import SnapshotError, TransformError
 from .location import STAGING_FILE_GROUPS_FOLDER
-from .manifest import FILES_SCHEMA, N_RECORD, READER, SIZE, URI, Manifest, files_table, read_manifest, write_manifest
+from .manifest import (
+    ETAG,
+    FILES_SCHEMA,
+    N_RECORD,
+    READER,
+    SIZE,
+    URI,
+    Manifest,
+    files_table,
+    read_manifest,
+    write_manifest,
+)
 from .parquet_writer import open_parquet_writer
 from .partitioning import partition_path
 from .readers import FileToRead, ReadResult, read_snapshot_file
 from .schema import conform, decode_schema, encode_schema, unify
 from .sorting import SortKey, merge_sorted_runs, sort_table
+from .state import ETL, mark_done
 from .transform import apply_transform
 
 PARTITION = "partition"
@@ -83,6 +95,7 @@ def read_group_file(
     file: FileToRead, schema: pa.Schema | None, reader: Mapping[str, Any] | None, on_bad_value: str
 ) -> ReadResult:
     """One snapshot file as a table (conformed to the group's schema when known); its record count checked."""
+    file.check_unchanged()
     result = read_snapshot_file(file, reader, on_bad_value)
     table = result.table
     if file.expected_records is not None and table.num_rows != file.expected_records:
@@ -96,9 +109,9 @@ def group_files(manifest: Manifest) -> Iterator[FileToRead]:
     """The group's files, each with its manifest row's other columns (a source's checksums, ...)."""
     extra_names = [name for name in manifest.files.column_names if name not in FILES_SCHEMA.names]
     extras = manifest.files.select(extra_names).to_pylist() if extra_names else [{}] * manifest.n_file
-    columns = (manifest.column(URI), manifest.column(SIZE), manifest.column(N_RECORD), extras)
-    for uri, size, expected, extra in zip(*columns, strict=True):
-        yield FileToRead(uri, size, expected, extra)
+    columns = (manifest.column(URI), manifest.column(SIZE), manifest.column(N_RECORD), extras, manifest.column(ETAG))
+    for uri, size, expected, extra, etag in zip(*columns, strict=True):
+        yield FileToRead(uri, size, expected, extra, etag)
 
 
 def transform_file(spec: str | None, table: pa.Table, uri: str) -> pl.DataFrame:
@@ -207,7 +220,7 @@ def run_etl_group(config: PipelineConfig, group_manifest: str) -> EtlGroupResult
         data_uri=config.location.group_manifest_data(STAGING_FILE_GROUPS_FOLDER, group),
     )
     pa.default_memory_pool().release_unused()  # a worker's next task starts from a small heap
-    return EtlGroupResult(
+    result = EtlGroupResult(
         group=group,
         n_file_in=manifest.n_file,
         size_in=manifest.size,
@@ -218,3 +231,5 @@ def run_etl_group(config: PipelineConfig, group_manifest: str) -> EtlGroupResult
         size_out=sum(sizes),
         staging_manifest=summary,
     )
+    mark_done(config.location, ETL, group, asdict(result))  # last: the staging files and manifest exist
+    return result

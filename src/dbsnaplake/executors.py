@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from .errors import ConfigError
@@ -17,6 +20,7 @@ T = TypeVar("T")
 EXECUTORS = ("process", "inline", "dask-local", "dask://HOST:PORT")
 DASK_EXTRA_HINT = "install the dask extra: pip install 'dbsnaplake[dask]'"
 DASK_CONNECT_SECONDS = 30
+PARENT_CHECK_SECONDS = 0.5
 
 
 class InlineExecutor(Executor):
@@ -38,6 +42,54 @@ def share_cores(threads: int) -> None:
     import pyarrow as pa
 
     pa.set_cpu_count(threads)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Worker start-up: end this worker when the process that started it dies (``kill -9`` of the orchestrator).
+    A pool worker would otherwise wait for tasks forever: it holds its task queue's write end itself."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="dbsnaplake-parent-watch", daemon=True).start()
+
+
+def init_pool_worker(threads: int, parent: int) -> None:
+    share_cores(threads)
+    exit_with_parent(parent)
+
+
+class ProcessPool(Executor):
+    """A pool of ``workers`` spawned processes that replaces itself when a worker process dies.
+
+    A killed worker breaks a ``ProcessPoolExecutor`` for good: its running tasks fail with
+    ``BrokenProcessPool``, and so does every later ``submit``. The pipeline retries the failed groups, and this
+    pool starts fresh processes for them."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_pool_worker,
+            initargs=(max(1, (os.cpu_count() or 1) // self._workers), os.getpid()),
+        )
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        try:
+            return self._pool.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 class DaskExecutor(Executor):
@@ -98,10 +150,5 @@ def make_executor(kind: str, workers: int) -> Executor:
     if kind == "inline":
         return InlineExecutor()
     if kind == "process":
-        return ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=share_cores,
-            initargs=(max(1, (os.cpu_count() or 1) // workers),),
-        )
+        return ProcessPool(workers)
     raise ConfigError(f"unknown --executor {kind!r}: use one of {', '.join(EXECUTORS)}")

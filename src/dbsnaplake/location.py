@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from . import storage
@@ -14,6 +15,9 @@ PARTITION_FILE_GROUPS_FOLDER = "partition-file-groups"
 MANIFEST_SUMMARY_FOLDER = "manifest-summary"
 MANIFEST_DATA_FOLDER = "manifest-data"
 VALIDATE_RESULT_FILE = "validate-datalake-result.json"
+
+DATALAKE_FILE = re.compile(r"^part-(\d{5})-(\d{5})\.parquet$")
+"""A data-lake file: ``part-<group in partition>-<file>.parquet``."""
 
 FILE_GROUP_KINDS = (SNAPSHOT_FILE_GROUPS_FOLDER, STAGING_FILE_GROUPS_FOLDER, PARTITION_FILE_GROUPS_FOLDER)
 
@@ -120,3 +124,12 @@ class S3Location:
 
     def datalake_partition_dir(self, partition_path: str) -> str:
         return storage.as_dir(storage.join(self.s3dir_datalake, partition_path))
+
+
+def datalake_file_name(group_in_partition: int, index: int) -> str:
+    return f"part-{group_in_partition:05d}-{index:05d}.parquet"
+
+
+def is_datalake_file(relative: str) -> bool:
+    """Whether a path below a data-lake folder names a file compaction writes."""
+    return DATALAKE_FILE.match(storage.base_name(relative)) is not None

@@ -6,6 +6,7 @@ File lists are Arrow tables throughout, never per-row Python objects.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ class Manifest:
     data_uri: str
     files: pa.Table
     extra: Mapping[str, Any] = field(default_factory=dict)
+    digest: str = ""
+    """SHA-256 of the summary and data bytes as read: tells whether a manifest changed between two runs."""
 
     @property
     def n_file(self) -> int:
@@ -98,6 +101,7 @@ def _normalize_files(table: pa.Table, where: str) -> pa.Table:
 def read_manifest(summary_uri: str) -> Manifest:
     """Load a manifest from its summary JSON (or straight from a manifest-data Parquet file)."""
     summary_uri = storage.normalize_uri(summary_uri)
+    digest = hashlib.sha256()
     if summary_uri.endswith(".parquet"):
         summary: dict[str, Any] = {"manifest": summary_uri}
     else:
@@ -108,6 +112,7 @@ def read_manifest(summary_uri: str) -> Manifest:
                 f"manifest not found: {summary_uri} — check the path, or write one with "
                 "'dbsnaplake manifest build SOURCE --out URI'"
             ) from None
+        digest.update(raw)
         try:
             summary = json.loads(raw)
             data_uri = summary["manifest"]
@@ -118,13 +123,16 @@ def read_manifest(summary_uri: str) -> Manifest:
             ) from None
     data_uri = storage.normalize_uri(str(summary["manifest"]))
     try:
-        table = pq.read_table(io.BytesIO(storage.read_bytes(data_uri)))
+        data = storage.read_bytes(data_uri)
+        digest.update(data)
+        table = pq.read_table(io.BytesIO(data))
     except FileNotFoundError:
         raise SnapshotError(f"manifest data file not found: {data_uri} (named by {summary_uri})") from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise SnapshotError(f"manifest data file {data_uri} is not a readable Parquet file: {exc}") from None
     extra = {k: v for k, v in summary.items() if k not in ("manifest", SIZE, N_RECORD)}
-    return Manifest(summary_uri=summary_uri, data_uri=data_uri, files=_normalize_files(table, data_uri), extra=extra)
+    files = _normalize_files(table, data_uri)
+    return Manifest(summary_uri=summary_uri, data_uri=data_uri, files=files, extra=extra, digest=digest.hexdigest())
 
 
 def write_manifest(

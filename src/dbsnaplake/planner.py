@@ -12,7 +12,8 @@ stage reads them (existence, record count, schema), which fails naming the file 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +23,7 @@ from .binpack import pack_in_order
 from .concurrency import map_io
 from .config import PipelineConfig
 from .errors import ConfigError, SnapshotError
-from .location import FILE_GROUP_KINDS, SNAPSHOT_FILE_GROUPS_FOLDER, S3Location
+from .location import FILE_GROUP_KINDS, SNAPSHOT_FILE_GROUPS_FOLDER, S3Location, is_datalake_file
 from .manifest import (
     ETAG,
     FILES_SCHEMA,
@@ -36,8 +37,19 @@ from .manifest import (
     write_manifest,
 )
 from .progress import NoProgress, Progress
+from .publish import read_commit, refuse_rewriting_published, snapshot_time_of, version_root, version_stamp
 from .readers import PARQUET, detect_format, read_parquet_footer
 from .schema import decode_schema, encode_schema, unify
+from .state import (
+    COMPACTION_PLAN_MARKER,
+    GROUP_STAGES,
+    PLAN_MARKER,
+    clear_stage,
+    marker_uri,
+    read_json,
+    settings_fingerprint,
+    write_json,
+)
 from .transform import output_schema
 from .units import format_size
 
@@ -106,9 +118,38 @@ class PlanResult:
     group_size: GroupSizeChoice
     group_manifests: tuple[str, ...]
     schema: pa.Schema | None
+    fingerprint: str
+    """Of the snapshot manifest and the settings that decide the result (see :func:`state.settings_fingerprint`)."""
+    version: str
+    """The snapshot's time stamp, ``YYYY_MM_DD_HH_MM_SS``."""
+    version_root: str
+    """The data-lake folder this snapshot's files go to (see :mod:`dbsnaplake.publish`)."""
 
     def __str__(self) -> str:
         return f"planned {len(self.group_manifests)} snapshot file groups; {self.group_size.reason}"
+
+    def to_marker(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "version": self.version,
+            "version_root": self.version_root,
+            "stats": asdict(self.stats),
+            "group_size": asdict(self.group_size),
+            "group_manifests": list(self.group_manifests),
+            "schema": encode_schema(self.schema) if self.schema is not None else None,
+        }
+
+    @classmethod
+    def from_marker(cls, data: dict[str, Any]) -> PlanResult:
+        return cls(
+            stats=SnapshotStats(**data["stats"]),
+            group_size=GroupSizeChoice(**data["group_size"]),
+            group_manifests=tuple(data["group_manifests"]),
+            schema=decode_schema(data["schema"]) if data["schema"] else None,
+            fingerprint=data["fingerprint"],
+            version=data["version"],
+            version_root=data["version_root"],
+        )
 
 
 @dataclass(frozen=True)
@@ -120,8 +161,18 @@ class _Inspected:
     etag: str | None
 
 
-def _inspect(uri: str, expected_size: int | None) -> _Inspected:
-    if detect_format(uri).kind == PARQUET:
+def is_parquet_file(uri: str, has_reader: bool) -> bool:
+    """By the file's name. Unknown names are refused, unless a source reader (DynamoDB Ion, ...) reads them."""
+    try:
+        return detect_format(uri).kind == PARQUET
+    except SnapshotError:
+        if has_reader:
+            return False
+        raise
+
+
+def _inspect(uri: str, expected_size: int | None, parquet: bool) -> _Inspected:
+    if parquet:
         footer = read_parquet_footer(uri, expected_size)
         size = expected_size if expected_size is not None else storage.head(uri).size
         return _Inspected(size, footer.n_record, footer.schema, footer.uncompressed_size, None)
@@ -190,12 +241,21 @@ def snapshot_stats(files: pa.Table, uncompressed: list[tuple[int | None, int]]) 
     )
 
 
-def reset_state(location: S3Location) -> None:
-    """Remove what an earlier plan left: group manifests, the staging lake and the validation result."""
+def reset_state(location: S3Location, version_root: str | None = None) -> None:
+    """Remove what an earlier plan left: its state, group manifests, the staging lake, the validation result,
+    and the data-lake files an uncommitted version folder holds."""
+    storage.delete(marker_uri(location, PLAN_MARKER))  # first: a crash below leaves no plan that looks valid
+    storage.delete(marker_uri(location, COMPACTION_PLAN_MARKER))
+    for stage in GROUP_STAGES:
+        clear_stage(location, stage)
     for kind in FILE_GROUP_KINDS:
         storage.delete_folder(storage.join(location.s3dir_staging_manifest, kind))
     storage.delete_folder(location.s3dir_staging_datalake)
     storage.delete(location.s3path_validate_datalake_result)
+    if version_root is not None and read_commit(version_root) is None:
+        for info in storage.list_files(version_root):
+            if is_datalake_file(info.uri[len(version_root) :]):
+                storage.delete(info.uri)
 
 
 def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> PlanResult:
@@ -205,13 +265,17 @@ def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> P
     uris = storage.normalize_uris(manifest.column(URI))
     if not uris:
         raise SnapshotError(f"manifest {manifest.summary_uri} lists no files: nothing to do")
-    all_parquet = all(detect_format(uri).kind == PARQUET for uri in uris)  # also refuses unknown formats
+    reader = manifest.extra.get(READER)
+    is_parquet = [is_parquet_file(uri, bool(reader)) for uri in uris]  # also refuses unknown formats
+    all_parquet = all(is_parquet)
     check_roots(config.location, uris)
 
     sizes, records, etags = manifest.column(SIZE), manifest.column(N_RECORD), manifest.column(ETAG)
     chosen = files_to_inspect(len(uris), config.inspect_files, sizes)
     progress.start("inspect snapshot files", len(chosen))
-    inspected = dict(zip(chosen, map_io(lambda i: _inspect(uris[i], sizes[i]), chosen, progress), strict=True))
+    inspected = dict(
+        zip(chosen, map_io(lambda i: _inspect(uris[i], sizes[i], is_parquet[i]), chosen, progress), strict=True)
+    )
     for index, found in inspected.items():
         listed = records[index]
         if listed is not None and found.n_record is not None and listed != found.n_record:
@@ -230,7 +294,6 @@ def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> P
         name: manifest.files[name] for name in manifest.files.column_names if name not in FILES_SCHEMA.names
     }
     files = files_table(uris, sizes, records, etags, **extra_columns)  # a source's own columns (checksums) travel on
-    reader = manifest.extra.get(READER)
     if reader and reader.get("schema"):  # the source knows the schema as read (types restored, items decoded)
         schema: pa.Schema | None = decode_schema(reader["schema"])
         assert schema is not None
@@ -251,7 +314,11 @@ def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> P
     progress.note(choice.reason)
     groups = pack_in_order(files[SIZE].to_pylist(), choice.size)
 
-    reset_state(config.location)
+    fingerprint = settings_fingerprint(config, manifest.digest)
+    stamp = version_stamp(snapshot_time_of(config))
+    root = version_root(config, stamp)
+    refuse_rewriting_published(root)
+    reset_state(config.location, root)
     location = config.location
     extra = {
         "stage": SNAPSHOT_FILE_GROUPS_FOLDER,
@@ -274,7 +341,23 @@ def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> P
         return summary_uri
 
     summaries = map_io(write_group, list(enumerate(groups, start=1)), progress)  # S3 PUTs in parallel
-    return PlanResult(stats=stats, group_size=choice, group_manifests=tuple(summaries), schema=schema)
+    result = PlanResult(
+        stats=stats,
+        group_size=choice,
+        group_manifests=tuple(summaries),
+        schema=schema,
+        fingerprint=fingerprint,
+        version=stamp,
+        version_root=root,
+    )
+    write_json(marker_uri(location, PLAN_MARKER), result.to_marker())  # last: the plan is complete
+    return result
+
+
+def read_plan(location: S3Location) -> PlanResult | None:
+    """The plan a previous run completed in this staging area, or ``None``."""
+    data = read_json(marker_uri(location, PLAN_MARKER))
+    return None if data is None else PlanResult.from_marker(data)
 
 
 def list_group_manifests(location: S3Location, kind: str) -> list[str]:

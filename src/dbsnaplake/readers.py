@@ -1,9 +1,10 @@
-"""Read snapshot data files: Parquet, CSV and newline-delimited JSON, plain or compressed (``.gz``, ``.zst``)."""
+"""Read snapshot data files: Parquet, CSV, NDJSON and JSON arrays, plain or compressed (``.gz``, ``.zst``)."""
 
 from __future__ import annotations
 
 import functools
 import importlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,10 @@ _EXTENSIONS = {
     ".json": NDJSON,
 }
 _COMPRESSION = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
-SUPPORTED = "Parquet (.parquet), CSV (.csv, .tsv), NDJSON (.ndjson, .jsonl, .json); text formats may end in .gz or .zst"
+SUPPORTED = (
+    "Parquet (.parquet), CSV (.csv, .tsv), NDJSON or JSON arrays (.ndjson, .jsonl, .json); "
+    "text formats may end in .gz or .zst"
+)
 IGNORED_NAMES = ("_SUCCESS", "_started", "_committed", ".crc", ".checksum")
 
 
@@ -87,32 +91,103 @@ def read_parquet_footer(uri: str, size: int | None = None) -> ParquetFooter:
         raise SnapshotError(f"{uri} is not a readable Parquet file (corrupt or truncated?): {exc}") from None
 
 
-def read_table(uri: str, size: int | None = None) -> pa.Table:
-    """Read one whole data file into an Arrow table (one GET on S3)."""
+@dataclass(frozen=True)
+class CsvFormat:
+    """How CSV files are parsed; the defaults infer what they can from each file."""
+
+    delimiter: str | None = None
+    """``None``: the most frequent of ``, TAB ; |`` in the first line (a ``.tsv`` file's tie goes to TAB)."""
+    header: bool | None = None
+    """Whether the first row names the columns; ``None`` (decided when the manifest is built) reads as ``True``."""
+    column_names: tuple[str, ...] = ()
+    """Names for the columns, replacing the header (or naming a header-less file's ``f0, f1, ...``)."""
+    column_types: Mapping[str, pa.DataType] = field(default_factory=dict)
+    """Types of some columns instead of the inferred ones; the others are still inferred."""
+
+
+SNIFF_BYTES = 64 * 1024
+CSV_DELIMITERS = (",", "\t", ";", "|")
+
+
+def _text_stream(data: bytes, compression: str | None) -> pa.NativeFile:
+    stream: pa.NativeFile = pa.BufferReader(data)
+    return pa.CompressedInputStream(stream, compression) if compression else stream
+
+
+def text_head(uri: str, data: bytes | None = None) -> bytes:
+    """The first 64 KiB of a text data file, decompressed."""
+    fmt = detect_format(uri)
+    raw = data if data is not None else storage.read_bytes(uri)
+    head: bytes = _text_stream(raw, fmt.compression).read(SNIFF_BYTES)
+    return head
+
+
+def sniff_delimiter(head: bytes, default: str = ",") -> str:
+    """The most frequent candidate delimiter in the first line, outside double quotes; ``default`` on a tie."""
+    line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    unquoted = "".join(line.split('"')[::2])
+    counts = {d: unquoted.count(d) for d in CSV_DELIMITERS}
+    best = max(CSV_DELIMITERS, key=lambda d: (counts[d], d == default))
+    return best if counts[best] else default
+
+
+def _read_csv(uri: str, data: bytes, compression: str | None, csv: CsvFormat) -> pa.Table:
+    default = "\t" if ".tsv" in storage.base_name(uri).lower() else ","
+    delimiter = csv.delimiter or sniff_delimiter(_text_stream(data, compression).read(SNIFF_BYTES), default)
+    header = csv.header is not False
+    read_options = pacsv.ReadOptions(
+        column_names=list(csv.column_names) or None,
+        autogenerate_column_names=not header and not csv.column_names,
+        skip_rows=1 if header and csv.column_names else 0,
+    )
+    return pacsv.read_csv(
+        _text_stream(data, compression),
+        read_options=read_options,
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        convert_options=pacsv.ConvertOptions(column_types=dict(csv.column_types)),
+    )
+
+
+def _read_json(uri: str, data: bytes, compression: str | None) -> pa.Table:
+    """NDJSON, or a JSON array of objects (a file whose first non-space byte is ``[``)."""
+    head = _text_stream(data, compression).read(SNIFF_BYTES).lstrip()
+    if not head:
+        return pa.table({})
+    if head[:1] == b"[":
+        rows = json.loads(_text_stream(data, compression).read())
+        if not all(isinstance(row, dict) for row in rows):
+            raise SnapshotError(f"{uri} is a JSON array whose items are not all objects: expected [{{...}}, {{...}}]")
+        if not rows:
+            return pa.table({})
+        data, compression = b"\n".join(json.dumps(row).encode() for row in rows), None  # same type inference
+    return pajson.read_json(_text_stream(data, compression))
+
+
+def read_table(uri: str, size: int | None = None, csv: CsvFormat | None = None) -> pa.Table:
+    """Read one whole data file into an Arrow table (one GET on S3); ``csv`` says how CSV files are parsed."""
     fmt = detect_format(uri)
     try:
         if fmt.kind == PARQUET:
             if storage.is_s3(uri):
                 return pq.read_table(pa.BufferReader(storage.read_bytes(uri)))
             return pq.read_table(uri, memory_map=True)
-        stream: pa.NativeFile = pa.BufferReader(storage.read_bytes(uri))
-        if fmt.compression:
-            stream = pa.CompressedInputStream(stream, fmt.compression)
+        data = storage.read_bytes(uri)
         if fmt.kind == CSV:
-            delimiter = "\t" if ".tsv" in storage.base_name(uri).lower() else ","
-            return pacsv.read_csv(stream, parse_options=pacsv.ParseOptions(delimiter=delimiter))
-        return pajson.read_json(stream)
+            return _read_csv(uri, data, fmt.compression, csv or CsvFormat())
+        return _read_json(uri, data, fmt.compression)
     except FileNotFoundError:
         raise SnapshotError(f"file listed in the manifest is missing: {uri}") from None
+    except json.JSONDecodeError as exc:
+        raise SnapshotError(f"cannot read {uri} as a JSON array: {exc}") from None
     except (pa.ArrowInvalid, OSError, pa.ArrowNotImplementedError) as exc:
         raise SnapshotError(f"cannot read {uri} as {fmt.kind}: {exc}") from None
 
 
-def count_records(uri: str, size: int | None = None) -> int:
+def count_records(uri: str, size: int | None = None, csv: CsvFormat | None = None) -> int:
     """Exact record count: from the footer for Parquet, by reading the data for text formats."""
     if detect_format(uri).kind == PARQUET:
         return read_parquet_footer(uri, size).n_record
-    return int(read_table(uri, size).num_rows)
+    return int(read_table(uri, size, csv).num_rows)
 
 
 # ---- source readers: how the ETL stage reads files of a known export ----------------------------------------
@@ -120,6 +195,11 @@ def count_records(uri: str, size: int | None = None) -> int:
 ON_BAD_VALUE = ("error", "null")
 SOURCE_READERS: dict[str, str] = {
     # the snapshot manifest's ``reader.format`` → "module:function", imported on first use (in the worker)
+    "files": "dbsnaplake.sources.folder:read_file",  # a folder of data files read with CSV options
+    "dynamodb-json": "dbsnaplake.sources.dynamodb_export:read_file",  # DynamoDB export items, typed
+    "dynamodb-ion": "dbsnaplake.sources.dynamodb_export:read_file",
+    "dynamodb-incremental": "dbsnaplake.sources.dynamodb_export:read_file",  # change records
+    "rds-parquet": "dbsnaplake.sources.rds_types:read_file",  # RDS / Aurora exports: string-typed columns restored
 }
 
 
@@ -132,6 +212,23 @@ class FileToRead:
     expected_records: int | None
     extras: Mapping[str, Any] = field(default_factory=dict)
     """The row's other columns (an export's checksum, batch, ...)."""
+    etag: str | None = None
+
+    def check_unchanged(self) -> None:
+        """Refuse a file whose size or ETag differs from the manifest's: the snapshot changed during the run."""
+        try:
+            found = storage.head(self.uri)
+        except FileNotFoundError:
+            raise SnapshotError(f"file listed in the manifest is missing: {self.uri}") from None
+        changed = (self.size is not None and found.size != self.size) or (
+            self.etag is not None and found.etag is not None and found.etag != self.etag
+        )
+        if changed:
+            raise SnapshotError(
+                f"{self.uri} changed after the manifest was written (manifest: {self.size} bytes, ETag {self.etag}; "
+                f"now: {found.size} bytes, ETag {found.etag}): a snapshot must not change while it is exported — "
+                "rebuild the manifest and rerun with --fresh"
+            )
 
 
 @dataclass(frozen=True)

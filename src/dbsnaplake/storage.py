@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import io
 import os
+import random
+import re
 import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import pyarrow as pa
 
@@ -109,6 +113,9 @@ class Backend(Protocol):
     def publish(self, local_path: Path, uri: str) -> None: ...
     def open_input_file(self, uri: str, size: int | None) -> pa.NativeFile: ...
     def temp_path_for(self, uri: str) -> Path: ...
+    def put_if_absent(self, uri: str, data: bytes) -> bool: ...
+    def read_versioned(self, uri: str) -> tuple[bytes, str] | None: ...
+    def replace_if_unchanged(self, uri: str, data: bytes, version: str | None) -> bool: ...
 
 
 class LocalBackend:
@@ -134,7 +141,11 @@ class LocalBackend:
             dirs.sort()
             for name in sorted(files):
                 path = os.path.join(folder, name)
-                yield ObjectInfo(uri=path, size=os.stat(path).st_size)
+                try:
+                    size = os.stat(path).st_size
+                except FileNotFoundError:
+                    continue  # renamed or deleted since the folder was read (a writer finishing)
+                yield ObjectInfo(uri=path, size=size)
 
     def delete(self, uri: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -158,10 +169,57 @@ class LocalBackend:
     def open_input_file(self, uri: str, size: int | None) -> pa.NativeFile:
         return pa.memory_map(uri, "r")
 
+    def put_if_absent(self, uri: str, data: bytes) -> bool:
+        path = self.temp_path_for(uri)
+        try:
+            path.write_bytes(data)
+            with open(path, "rb+") as f:
+                os.fsync(f.fileno())
+            os.link(path, uri)  # fails if ``uri`` exists: atomic create-if-absent, content complete
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            path.unlink(missing_ok=True)
+
+    def read_versioned(self, uri: str) -> tuple[bytes, str] | None:
+        try:
+            with open(uri, "rb") as f:
+                info = os.fstat(f.fileno())
+                return f.read(), f"{info.st_ino}-{info.st_mtime_ns}-{info.st_size}"
+        except FileNotFoundError:
+            return None
+
+    def replace_if_unchanged(self, uri: str, data: bytes, version: str | None) -> bool:
+        import fcntl
+
+        target = Path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.parent / f".{target.name}.lock", "a") as guard:  # serializes the compare and the swap on this machine
+            fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
+            current = self.read_versioned(uri)
+            if (current[1] if current else None) != version:
+                return False
+            with atomic_output(uri) as path:
+                path.write_bytes(data)
+            return True
+
 
 def _split_s3(uri: str) -> tuple[str, str]:
     bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
     return bucket, key
+
+
+def _s3_timeout() -> str:
+    """The whole-request timeout: ``DBSNAPLAKE_S3_TIMEOUT`` in seconds (``2``, ``0.5``) or as obstore reads it
+    (``500ms``, ``2min``); 120 s by default. A request that times out is retried like a 5xx."""
+    value = os.environ.get("DBSNAPLAKE_S3_TIMEOUT", "").strip()
+    if not value:
+        return "120s"
+    try:
+        return f"{round(float(value) * 1000)}ms"
+    except ValueError:
+        return value
 
 
 @functools.lru_cache(maxsize=64)
@@ -170,7 +228,7 @@ def _s3_store(bucket: str) -> Any:
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
     kwargs: dict[str, Any] = {
-        "client_options": {"allow_http": endpoint.startswith("http://"), "timeout": "120s"},
+        "client_options": {"allow_http": endpoint.startswith("http://"), "timeout": _s3_timeout()},
         "retry_config": {
             "max_retries": 8,
             "retry_timeout": timedelta(seconds=180),
@@ -186,6 +244,119 @@ def _s3_store(bucket: str) -> Any:
     if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
         kwargs["region"] = "us-east-1"
     return S3Store(bucket, **kwargs)
+
+
+# obstore retries 5xx, throttling, timeouts and dropped connections itself, except (measured through
+# testing.fault_proxy, obstore 0.12): a dropped connection or a timeout on a POST (the DeleteObjects request behind
+# obstore.delete, CreateMultipartUpload, CompleteMultipartUpload), and a response body cut off half-way on a LIST
+# page or a POST. A CompleteMultipartUpload that succeeded but whose answer was lost fails as "NoSuchUpload".
+# Listing, deleting and uploading a whole file are idempotent, so those three calls are retried here as a whole.
+T = TypeVar("T")
+RETRY_ATTEMPTS = 5
+RETRY_BASE_SECONDS = 0.2
+RETRY_MAX_SECONDS = 5.0
+_OBSTORE_RETRIES = re.compile(r"after (\d+) retries, max_retries: (\d+)")
+
+
+def _is_transient(exc: Exception) -> bool:
+    """A transport failure obstore did not retry (one it retried up to its limit is not transient)."""
+    from obstore.exceptions import GenericError
+
+    message = str(exc)
+    retries = _OBSTORE_RETRIES.search(message)
+    if retries and int(retries[1]) >= int(retries[2]):
+        return False
+    return "NoSuchUpload" in message or (isinstance(exc, GenericError) and "HTTP error" in message)
+
+
+def _retrying(action: Callable[[], T]) -> T:
+    """Run ``action`` (idempotent as a whole) again after a transient failure: at most ``RETRY_ATTEMPTS`` times,
+    waiting 0.2, 0.4, 0.8 ... s (at most 5 s), each with jitter of up to half of it."""
+    attempt = 1
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            if attempt >= RETRY_ATTEMPTS or not _is_transient(exc):
+                raise
+        wait = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+        time.sleep(wait / 2 + random.uniform(0, wait / 2))
+        attempt += 1
+
+
+# An S3 error message can carry credentials: a SignatureDoesNotMatch answer echoes the request's signature and its
+# canonical request (the session token included, when there is one), and obstore puts the answer in the message.
+# Messages reach stderr and the failed-group markers written to the store, so they are scrubbed where raised.
+REDACTED = "(redacted)"  # not in square brackets: rich, which prints errors, reads those as markup
+_SECRET_ELEMENTS = re.compile(
+    r"<(SignatureProvided|StringToSign|StringToSignBytes|CanonicalRequest|CanonicalRequestBytes)>.*?</\1>", re.DOTALL
+)
+_SECRET_PARAMETERS = re.compile(
+    r"(?i)\b(?:x-amz-signature|signature|x-amz-security-token|x-amz-credential)=[^\s,&;\"'<>]*"
+)
+_SECRET_HEADERS = re.compile(r"(?im)\b(authorization|x-amz-security-token)\s*:[^\n<]*")
+_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def scrub_secrets(text: str) -> str:
+    """``text`` without signatures, canonical requests, session tokens and the secret key of the environment."""
+    text = _SECRET_ELEMENTS.sub(lambda m: f"<{m[1]}>{REDACTED}</{m[1]}>", text)
+    text = _SECRET_PARAMETERS.sub(REDACTED, text)
+    text = _SECRET_HEADERS.sub(lambda m: f"{m[1]}: {REDACTED}", text)
+    for name in _SECRET_VARIABLES:
+        value = os.environ.get(name)
+        if value and len(value) >= 8:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def _scrub_exception(exc: BaseException) -> None:
+    """Scrub the messages of ``exc`` and of the exceptions chained to it, in place (type and traceback kept)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.args = tuple(scrub_secrets(a) if isinstance(a, str) else a for a in current.args)
+        current = current.__cause__ or current.__context__
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _scrubbing(function: F) -> F:
+    """``function`` (or generator function) whose exceptions leave with their messages scrubbed."""
+    if inspect.isgeneratorfunction(function):
+
+        @functools.wraps(function)
+        def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from function(*args, **kwargs)
+            except Exception as exc:
+                _scrub_exception(exc)
+                raise
+
+        return cast(F, generator)
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            _scrub_exception(exc)
+            raise
+
+    return cast(F, wrapper)
+
+
+C = TypeVar("C", bound=type)
+
+
+def _scrub_errors(cls: C) -> C:
+    """Class decorator: :func:`_scrubbing` on every public method."""
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(value):
+            setattr(cls, name, _scrubbing(value))
+    return cls
 
 
 class _RangedS3Reader(io.RawIOBase):
@@ -211,6 +382,7 @@ class _RangedS3Reader(io.RawIOBase):
         self._pos = max(0, base + offset)
         return self._pos
 
+    @_scrubbing
     def read(self, size: int = -1) -> bytes:
         import obstore
 
@@ -230,6 +402,7 @@ class _RangedS3Reader(io.RawIOBase):
         return len(data)
 
 
+@_scrub_errors
 class S3Backend:
     """Objects in S3 or any S3-compatible store, through obstore."""
 
@@ -256,20 +429,26 @@ class S3Backend:
         import obstore
 
         bucket, key = _split_s3(prefix)
-        for chunk in obstore.list(_s3_store(bucket), prefix=key.rstrip("/") or None):
-            for meta in chunk:
-                yield ObjectInfo(
+
+        def listing() -> list[ObjectInfo]:
+            return [
+                ObjectInfo(
                     uri=f"{S3_SCHEME}{bucket}/{meta['path']}",
                     size=int(meta["size"]),
                     etag=_clean_etag(meta.get("e_tag")),
                 )
+                for chunk in obstore.list(_s3_store(bucket), prefix=key.rstrip("/") or None)
+                for meta in chunk
+            ]
+
+        yield from _retrying(listing)
 
     def delete(self, uri: str) -> None:
         import obstore
 
         bucket, key = _split_s3(uri)
         with contextlib.suppress(FileNotFoundError):
-            obstore.delete(_s3_store(bucket), key)
+            _retrying(lambda: obstore.delete(_s3_store(bucket), key))
 
     def temp_path_for(self, uri: str) -> Path:
         fd, name = tempfile.mkstemp(prefix="dbsnaplake-", suffix=TEMP_SUFFIX)
@@ -281,7 +460,9 @@ class S3Backend:
 
         bucket, key = _split_s3(uri)
         try:
-            obstore.put(_s3_store(bucket), key, local_path, chunk_size=16 * 1024 * 1024, max_concurrency=8)
+            _retrying(
+                lambda: obstore.put(_s3_store(bucket), key, local_path, chunk_size=16 * 1024 * 1024, max_concurrency=8)
+            )
         finally:
             local_path.unlink(missing_ok=True)
 
@@ -289,6 +470,43 @@ class S3Backend:
         if size is None:
             size = self.head(uri).size
         return pa.PythonFile(_RangedS3Reader(uri, size), mode="r")
+
+    def put_if_absent(self, uri: str, data: bytes) -> bool:
+        """One PUT with ``If-None-Match: *``: S3 refuses it (412) when the object exists."""
+        import obstore
+        from obstore.exceptions import AlreadyExistsError
+
+        bucket, key = _split_s3(uri)
+        try:
+            obstore.put(_s3_store(bucket), key, data, mode="create")
+        except AlreadyExistsError:
+            return False
+        return True
+
+    def read_versioned(self, uri: str) -> tuple[bytes, str] | None:
+        import obstore
+
+        bucket, key = _split_s3(uri)
+        try:
+            result = obstore.get(_s3_store(bucket), key)
+        except FileNotFoundError:
+            return None
+        return bytes(result.bytes()), str(result.meta["e_tag"])
+
+    def replace_if_unchanged(self, uri: str, data: bytes, version: str | None) -> bool:
+        """``If-Match: <etag>`` (or ``If-None-Match: *`` when there was none): S3 refuses it if another writer
+        replaced the object since it was read."""
+        import obstore
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        if version is None:
+            return self.put_if_absent(uri, data)
+        bucket, key = _split_s3(uri)
+        try:
+            obstore.put(_s3_store(bucket), key, data, mode={"e_tag": version})
+        except (PreconditionError, AlreadyExistsError, FileNotFoundError):
+            return False
+        return True
 
 
 def _clean_etag(etag: Any) -> str | None:
@@ -338,6 +556,17 @@ def delete(uri: str) -> None:
     backend(uri).delete(uri)
 
 
+def remove_temporary_files(prefix: str) -> int:
+    """Delete the temporary files killed writers left below a local folder (S3 writes leave none there)."""
+    prefix = as_dir(prefix)
+    if is_s3(prefix):
+        return 0
+    leftovers = [i.uri for i in backend(prefix).list_files(prefix) if i.uri.endswith(TEMP_SUFFIX)]
+    for uri in leftovers:
+        delete(uri)
+    return len(leftovers)
+
+
 def delete_folder(prefix: str) -> int:
     """Delete every object below a folder; returns how many were deleted."""
     prefix = as_dir(prefix)
@@ -347,6 +576,22 @@ def delete_folder(prefix: str) -> int:
     if not is_s3(prefix) and os.path.isdir(prefix):
         shutil.rmtree(prefix, ignore_errors=True)
     return len(infos)
+
+
+def put_if_absent(uri: str, data: bytes) -> bool:
+    """Create ``uri`` holding ``data`` unless it exists (S3 ``If-None-Match: *``; a hard link locally).
+    Returns whether this call created it. Where two writers could race, exactly one wins."""
+    return backend(uri).put_if_absent(uri, data)
+
+
+def read_versioned(uri: str) -> tuple[bytes, str] | None:
+    """The object's bytes and a version token (ETag on S3) for :func:`replace_if_unchanged`; ``None`` if absent."""
+    return backend(uri).read_versioned(uri)
+
+
+def replace_if_unchanged(uri: str, data: bytes, version: str | None) -> bool:
+    """Compare-and-swap: write ``data`` only if ``uri`` still has ``version`` (``None``: still absent)."""
+    return backend(uri).replace_if_unchanged(uri, data, version)
 
 
 def write_bytes(uri: str, data: bytes) -> None:

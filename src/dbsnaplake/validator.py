@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 from . import storage
-from .compaction_planner import read_staging_manifests
+from .compaction_planner import read_staging_manifests, require_plan
 from .concurrency import map_io
 from .config import PipelineConfig
 from .errors import ValidationError
@@ -103,7 +103,7 @@ def validate_datalake(config: PipelineConfig, progress: Progress | None = None) 
         for partition, size, n in zip(m.column(PARTITION), m.column(SIZE), m.column(N_RECORD), strict=True):
             staging_by_partition[partition].append((size, n))
 
-    root = location.s3dir_datalake
+    root = require_plan(config).version_root
     lake_files = [i for i in storage.list_files(root) if i.uri.endswith(".parquet")]
     progress.start("read data lake footers", len(lake_files))
     footers = map_io(lambda info: read_parquet_footer(info.uri, info.size), lake_files, progress)
@@ -134,7 +134,7 @@ def validate_datalake(config: PipelineConfig, progress: Progress | None = None) 
         if check.partition not in staging_by_partition:
             problems.append(
                 f"data lake partition {name} holds {check.datalake.files} files no staging file accounts for "
-                f"(left by an earlier run?): remove them from {location.datalake_partition_dir(check.partition)}"
+                f"(left by an earlier run?): remove them from {storage.join(root, check.partition)}/"
             )
         elif not check.ok:
             problems.append(

@@ -1,5 +1,121 @@
 """Snapshot sources: recognise what a folder or S3 prefix holds and write a snapshot manifest per table.
 
 Each source module offers ``looks_like(source, listing) -> bool`` and
-``build(source, listing, manifest_uri_for, progress) -> SourceBuildResult``.
+``build(source, listing, manifest_uri_for, progress) -> SourceBuildResult``. The source is listed once;
+the modules are asked in order (an RDS/Aurora export, a DynamoDB export, then any folder of data files)
+and the first that recognises the listing builds the manifests.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+from .. import storage
+from ..errors import ConfigError, SnapshotError
+from ..progress import NoProgress, Progress
+from ..storage import ObjectInfo
+from . import dynamodb_export, folder, rds_export
+from .base import ManifestUriFor, SourceBuildResult, TableSnapshot
+from .folder import CsvOptions, FolderOptions
+
+SOURCES: tuple[tuple[ModuleType, str], ...] = (
+    # (module, what it looks like): asked in this order
+    (rds_export, "RDS/Aurora snapshot export: export_info_*.json beside <database>/<table>/ folders"),
+    (dynamodb_export, "DynamoDB export: AWSDynamoDB/<export id>/manifest-summary.json"),
+    (folder, "files: .parquet, .csv, .tsv, .ndjson, .jsonl, .json (text ones optionally .gz or .zst)"),
+)
+SHOWN_NAMES = 5
+
+
+@dataclass(frozen=True)
+class DetectedSource:
+    """A source whose kind is known, with its one listing; :meth:`build` writes its manifests."""
+
+    kind: str
+    source: str
+    listing: tuple[ObjectInfo, ...]
+    module: ModuleType
+
+    @property
+    def single_table(self) -> bool:
+        """A folder of files is one table; an export names its tables (``<database>/<table>``)."""
+        return self.kind == folder.KIND
+
+    def build(
+        self,
+        manifest_uri_for: ManifestUriFor,
+        progress: Progress | None = None,
+        folder_options: FolderOptions | None = None,
+    ) -> SourceBuildResult:
+        progress = progress or NoProgress()
+        if self.kind == folder.KIND:
+            return folder.build(self.source, list(self.listing), manifest_uri_for, progress, folder_options)
+        if folder_options is not None and folder_options != FolderOptions():
+            raise ConfigError(
+                f"{self.source} is a {self.kind}: the CSV, table-name and text-count options apply to a folder of "
+                "data files only — drop them"
+            )
+        result: SourceBuildResult = self.module.build(self.source, list(self.listing), manifest_uri_for, progress)
+        return result
+
+
+def detect_source(source: str) -> DetectedSource:
+    """List ``source`` once and find which kind of snapshot it holds; none → :class:`SnapshotError`."""
+    source = storage.as_dir(source)
+    listing = storage.list_files(source)
+    if not listing:
+        raise SnapshotError(f"nothing found under {source}: check the path (and, for S3, the credentials' bucket)")
+    for module, _ in SOURCES:
+        if module.looks_like(source, listing):
+            return DetectedSource(module.KIND, source, tuple(listing), module)
+    shown = ", ".join(i.uri[len(source) :] for i in listing[:SHOWN_NAMES])
+    more = f" and {len(listing) - SHOWN_NAMES:,} more" if len(listing) > SHOWN_NAMES else ""
+    looked_for = "; ".join(f"{module.KIND} ({what})" for module, what in SOURCES)
+    raise SnapshotError(
+        f"{source} holds no snapshot dbsnaplake knows. Looked for: {looked_for}. Found: {shown}{more} — "
+        "point SOURCE at the export's root folder, or at a folder of data files"
+    )
+
+
+def build_source_manifests(
+    source: str,
+    manifest_uri_for: ManifestUriFor,
+    progress: Progress | None = None,
+    folder_options: FolderOptions | None = None,
+) -> SourceBuildResult:
+    """Detect what ``source`` holds and write one snapshot manifest per table, at ``manifest_uri_for(...)``."""
+    return detect_source(source).build(manifest_uri_for, progress, folder_options)
+
+
+def write_source_manifests(
+    source: str, out: str, progress: Progress | None = None, folder_options: FolderOptions | None = None
+) -> SourceBuildResult:
+    """``dbsnaplake manifest build``: a single-table source's manifest at ``out`` (a summary JSON path; a folder
+    ending in ``/`` gets ``manifest-summary.json``); a multi-table source's at ``<out>/<database>/<table>/``."""
+    detected = detect_source(source)
+    if detected.single_table and not out.endswith("/"):
+        summary = storage.normalize_uri(out)
+        return detected.build(lambda *_: summary, progress, folder_options)
+    folder_out = storage.as_dir(out)
+
+    def manifest_uri_for(database: str, table: str, snapshot_time: str | None) -> str:
+        if detected.single_table:
+            return storage.join(folder_out, "manifest-summary.json")
+        return storage.join(folder_out, database, table, "manifest-summary.json")
+
+    return detected.build(manifest_uri_for, progress, folder_options)
+
+
+__all__ = [
+    "SOURCES",
+    "CsvOptions",
+    "DetectedSource",
+    "FolderOptions",
+    "ManifestUriFor",
+    "SourceBuildResult",
+    "TableSnapshot",
+    "build_source_manifests",
+    "detect_source",
+    "write_source_manifests",
+]

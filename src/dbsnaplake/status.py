@@ -1,0 +1,115 @@
+"""``dbsnaplake status``: where a run stands, read from the state in the staging area (nothing is changed)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import storage
+from .compaction_planner import read_compaction_plan
+from .location import S3Location
+from .planner import read_plan
+from .publish import read_commit
+from .run_lock import current_holder
+from .state import COMPACT, ETL, read_markers
+from .units import format_size
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    stage: str
+    planned: int
+    done: int
+    failed: int
+    bytes: int
+    """Bytes the done groups read (ETL: snapshot bytes; compact: staging bytes)."""
+    records: int
+    """Records the done groups wrote."""
+    errors: dict[int, str] = field(default_factory=dict)
+    """The last error of each failed group."""
+
+    @property
+    def pending(self) -> int:
+        return self.planned - self.done - self.failed
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    staging: str
+    planned: bool
+    compaction_planned: bool
+    stages: tuple[StageStatus, ...]
+    validated: bool | None
+    """``None``: not validated yet."""
+    published: bool
+    version_root: str | None
+    running: dict[str, Any] | None
+    """The run holding the staging area right now, if any."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def __str__(self) -> str:
+        lines = [f"staging   : {self.staging}"]
+        if self.running:
+            lines.append(f"running   : pid {self.running.get('pid')} on {self.running.get('host')}")
+        lines.append(f"plan      : {'done' if self.planned else 'not planned'}")
+        for s in self.stages:
+            lines.append(
+                f"{s.stage:<10}: {s.done}/{s.planned} groups done, {s.failed} failed, {s.pending} pending; "
+                f"{format_size(s.bytes)} read, {s.records:,} records written"
+            )
+            lines.extend(f"  group {group} failed: {error}" for group, error in sorted(s.errors.items()))
+        validated = {None: "not yet", True: "OK", False: "FAILED"}[self.validated]
+        lines.append(f"validation: {validated}")
+        lines.append(
+            f"published : {'yes' if self.published else 'no'}"
+            + (f" ({self.version_root})" if self.version_root else "")
+        )
+        return "\n".join(lines)
+
+
+def _stage(stage: str, planned: int, location: S3Location, size_key: str) -> StageStatus:
+    done = read_markers(location, stage, "done")
+    failed = {g: m for g, m in read_markers(location, stage, "failed").items() if g not in done}
+    records = (
+        sum(int(m["n_record_out"]) for m in done.values())
+        if stage == ETL
+        else sum(int(m["n_record"]) for m in done.values())
+    )
+    return StageStatus(
+        stage=stage,
+        planned=planned,
+        done=len(done),
+        failed=len(failed),
+        bytes=sum(int(m[size_key]) for m in done.values()),
+        records=records,
+        errors={g: str(m.get("error")) for g, m in failed.items()},
+    )
+
+
+def run_status(staging: str) -> RunStatus:
+    """Read the state of the staging area ``staging`` (the data-lake folder is taken from its plan)."""
+    location = S3Location(s3uri_staging=staging, s3uri_datalake=staging)  # state lives in staging alone
+    plan = read_plan(location)
+    compaction = read_compaction_plan(location) if plan else None
+    stages = []
+    if plan:
+        stages.append(_stage(ETL, len(plan.group_manifests), location, "size_in"))
+    if compaction:
+        stages.append(_stage(COMPACT, len(compaction.group_manifests), location, "size_in"))
+    validated = None
+    if compaction and storage.exists(location.s3path_validate_datalake_result):
+        validated = bool(json.loads(storage.read_bytes(location.s3path_validate_datalake_result))["ok"])
+    commit = read_commit(plan.version_root) if plan else None
+    return RunStatus(
+        staging=location.s3dir_staging,
+        planned=plan is not None,
+        compaction_planned=compaction is not None,
+        stages=tuple(stages),
+        validated=validated,
+        published=commit is not None and plan is not None and commit.get("fingerprint") == plan.fingerprint,
+        version_root=plan.version_root if plan else None,
+        running=current_holder(location),
+    )
