@@ -70,12 +70,14 @@ def command(root: str) -> list[str]:
     return [str(Path(sys.executable).with_name("dbsnaplake")), "run", *options(root)]
 
 
-ENV = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+def env() -> dict[str, str]:
+    """This process's environment as it is now (the S3 server fixture sets AWS_*), plus stack dumps on SIGABRT."""
+    return {**os.environ, "PYTHONFAULTHANDLER": "1"}
 
 
 def run_to_end(cmd: list[str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """Run a command; if it hangs, have it print every thread's stack (faulthandler) and fail with that."""
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -129,7 +131,7 @@ def kill_during(root: str, target: str, stage: str, rng: random.Random) -> Outco
     """Start a run, wait for ``stage``, wait a random part of it, SIGKILL ``target``; return when it exited."""
     config = config_of(root)
     run = subprocess.Popen(
-        command(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True
+        command(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True
     )
     killed, seen = False, "?"
     try:
