@@ -3,9 +3,10 @@ snapshot manifest per table, and a report of what was found."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..manifest import Manifest
 from ..units import format_size
 
 ManifestUriFor = Callable[[str, str, "str | None"], str]
@@ -28,6 +29,29 @@ class TableSnapshot:
     size: int
     n_record: int | None
     warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        manifest: Manifest,
+        name: str,
+        database: str,
+        table: str,
+        snapshot_time: str | None,
+        warnings: Sequence[str] = (),
+    ) -> TableSnapshot:
+        """The table whose snapshot manifest was just written: counts taken from it."""
+        return cls(
+            name=name,
+            database=database,
+            table=table,
+            manifest_uri=manifest.summary_uri,
+            snapshot_time=snapshot_time,
+            n_file=manifest.n_file,
+            size=manifest.size,
+            n_record=manifest.n_record,
+            warnings=tuple(warnings),
+        )
 
 
 @dataclass(frozen=True)

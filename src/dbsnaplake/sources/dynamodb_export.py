@@ -553,17 +553,7 @@ def build_export(
         table,
         extra={"source": summary.folder, READER: reader, "dynamodb_export": dict(summary.fields)},
     )
-    snapshot = TableSnapshot(
-        name=summary.name,
-        database=DATABASE,
-        table=summary.table,
-        manifest_uri=manifest.summary_uri,
-        snapshot_time=summary.snapshot_time,
-        n_file=manifest.n_file,
-        size=manifest.size,
-        n_record=manifest.n_record,
-        warnings=tuple(warnings),
-    )
+    snapshot = TableSnapshot.of(manifest, summary.name, DATABASE, summary.table, summary.snapshot_time, warnings)
     rate = f", {n_item / seconds:,.0f} items/s" if seconds > 0 and n_item else ""
     note = (
         f"{summary.name}: read all {n_item:,} items ({len(files)} data files, {format_size(manifest.size)}) to decide "

@@ -324,14 +324,5 @@ def build(
     database, table = table_name(storage.as_dir(source), (options or FolderOptions()).name)
     built = build_folder_manifest(source, listing, manifest_uri_for(database, table, None), options, progress)
     m = built.manifest
-    snapshot = TableSnapshot(
-        name=f"{database}.{table}",
-        database=database,
-        table=table,
-        manifest_uri=m.summary_uri,
-        snapshot_time=None,
-        n_file=m.n_file,
-        size=m.size,
-        n_record=m.n_record,
-    )
+    snapshot = TableSnapshot.of(m, f"{database}.{table}", database, table, snapshot_time=None)
     return SourceBuildResult(KIND, storage.as_dir(source), (snapshot,), notes=built.notes)

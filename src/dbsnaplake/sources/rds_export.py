@@ -462,17 +462,7 @@ def _write_table(
     table_warnings = [entry.warning] if entry.warning else []
     if others:
         table_warnings.append(f"{len(others)} files that are not Parquet were ignored, e.g. {others[0]}")
-    snapshot = TableSnapshot(
-        name=entry.target,
-        database=entry.database,
-        table=entry.table,
-        manifest_uri=manifest_uri,
-        snapshot_time=info.snapshot_time,
-        n_file=manifest.n_file,
-        size=manifest.size,
-        n_record=manifest.n_record,
-        warnings=tuple(table_warnings),
-    )
+    snapshot = TableSnapshot.of(manifest, entry.target, entry.database, entry.table, info.snapshot_time, table_warnings)
     return snapshot, column_notes
 
 
