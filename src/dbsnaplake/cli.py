@@ -85,8 +85,24 @@ class _Group(click.Group):
             err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            err_console.print("interrupted")
+            err_console.print("interrupted: rerun the same command to resume")
             sys.exit(130)
+        except Exception as exc:
+            if not _is_storage_error(exc):
+                raise  # a bug: the traceback is what a report needs
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            err_console.print(
+                f"[bold red]error:[/bold red] storage request failed after retries: {first_line} — check the "
+                "path, the credentials (AWS_*) and AWS_ENDPOINT_URL, then rerun to resume",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(1)
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    """S3 (obstore) and file system errors: the user's environment, not a bug."""
+    return isinstance(exc, OSError) or type(exc).__module__.startswith("obstore")
 
 
 def _size(_: click.Context, __: click.Parameter, value: str | None) -> int | None:
