@@ -506,6 +506,9 @@ def versions_remove(datalake: str | None, keep: int, version_root: str | None) -
         console.print(f"removed {v.root} ({v.n_file:,} files, {format_size(v.size)})", highlight=False)
 
 
+DEFAULT_MANIFEST_FOLDER = "./dbsnaplake-manifests/"
+
+
 @main.group()
 def manifest() -> None:
     """Snapshot manifests."""
@@ -515,16 +518,17 @@ def manifest() -> None:
 @click.argument("source")
 @click.option(
     "--out",
-    required=True,
-    help="A folder of files: the manifest summary JSON (data Parquet beside it). An export: a folder; each "
-    "table's manifest goes to OUT/<database>/<table>/manifest-summary.json.",
+    default=DEFAULT_MANIFEST_FOLDER,
+    show_default=True,
+    help="A folder: each table's manifest goes to OUT/<database>/<table>/manifest-summary.json (data Parquet "
+    "beside it). For a folder of files, OUT may also be the summary JSON path itself.",
 )
 @folder_source_options
 def manifest_build(source: str, out: str, **options: Any) -> None:
     """Detect what SOURCE holds (an RDS/Aurora export, a DynamoDB export, or a folder of Parquet, CSV, NDJSON
     or JSON files) and write its snapshot manifest(s).
 
-    Example: dbsnaplake manifest build s3://bucket/exports/orders/ --out s3://bucket/staging/manifests/manifest-summary.json
+    Example: dbsnaplake manifest build s3://bucket/exports/mydb-2024-08-01/ --out s3://bucket/manifests/
     """
     folder = folder_options(_folder_flags(options))
     with RichProgress() as progress:

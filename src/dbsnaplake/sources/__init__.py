@@ -91,17 +91,15 @@ def build_source_manifests(
 def write_source_manifests(
     source: str, out: str, progress: Progress | None = None, folder_options: FolderOptions | None = None
 ) -> SourceBuildResult:
-    """``dbsnaplake manifest build``: a single-table source's manifest at ``out`` (a summary JSON path; a folder
-    ending in ``/`` gets ``manifest-summary.json``); a multi-table source's at ``<out>/<database>/<table>/``."""
+    """``dbsnaplake manifest build``: each table's manifest at ``<out>/<database>/<table>/manifest-summary.json``;
+    a single-table source's at ``out`` itself when ``out`` names a summary JSON file."""
     detected = detect_source(source)
-    if detected.single_table and not out.endswith("/"):
+    if detected.single_table and out.endswith(".json"):
         summary = storage.normalize_uri(out)
         return detected.build(lambda *_: summary, progress, folder_options)
     folder_out = storage.as_dir(out)
 
     def manifest_uri_for(database: str, table: str, snapshot_time: str | None) -> str:
-        if detected.single_table:
-            return storage.join(folder_out, "manifest-summary.json")
         return storage.join(folder_out, database, table, "manifest-summary.json")
 
     return detected.build(manifest_uri_for, progress, folder_options)
