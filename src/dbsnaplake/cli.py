@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 
@@ -42,7 +43,7 @@ from .validator import validate_datalake
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
-console = Console()
+console = Console(markup=False)  # results print as they are: paths and values may hold [brackets]
 
 
 class RichProgress:
@@ -74,7 +75,7 @@ class RichProgress:
             self._bar.advance(self._task, steps)
 
     def note(self, message: str) -> None:
-        self._bar.console.print(f"[dim]{message}[/dim]")
+        self._bar.console.print(f"[dim]{escape(message)}[/dim]")
 
 
 class _Group(click.Group):
@@ -82,7 +83,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DbSnapLakeError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(1)
         except KeyboardInterrupt:
             err_console.print("interrupted: rerun the same command to resume")
@@ -92,7 +93,7 @@ class _Group(click.Group):
                 raise  # a bug: the traceback is what a report needs
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             err_console.print(
-                f"[bold red]error:[/bold red] storage request failed after retries: {first_line} — check the "
+                f"[bold red]error:[/bold red] storage request failed after retries: {escape(first_line)} — check the "
                 "path, the credentials (AWS_*) and AWS_ENDPOINT_URL, then rerun to resume",
                 highlight=False,
                 soft_wrap=True,

@@ -155,9 +155,10 @@ class _Lease:
         while not self._stop.wait(RENEW_SECONDS):
             body = json.dumps(_holder(self.owner)).encode()
             with contextlib.suppress(Exception):  # a missed renewal is retried; the lease lasts 4 renewals
-                if storage.replace_if_unchanged(self.uri, body, self.version):
-                    found = storage.read_versioned(self.uri)
-                    self.version = found[1] if found else None
+                storage.replace_if_unchanged(self.uri, body, self.version)
+                found = storage.read_versioned(self.uri)  # ours, even if the answer to our write was lost?
+                if found is not None and json.loads(found[0]).get("owner") == self.owner:
+                    self.version = found[1]
 
     def release(self) -> None:
         self._stop.set()

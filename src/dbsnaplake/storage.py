@@ -195,7 +195,9 @@ class LocalBackend:
 
         target = Path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target.parent / f".{target.name}.lock", "a") as guard:  # serializes the compare and the swap on this machine
+        with open(
+            target.parent / f".{target.name}.lock", "a"
+        ) as guard:  # serializes the compare and the swap on this machine
             fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
             current = self.read_versioned(uri)
             if (current[1] if current else None) != version:
@@ -478,7 +480,7 @@ class S3Backend:
 
         bucket, key = _split_s3(uri)
         try:
-            obstore.put(_s3_store(bucket), key, data, mode="create")
+            _retrying(lambda: obstore.put(_s3_store(bucket), key, data, mode="create"))
         except AlreadyExistsError:
             return False
         return True
@@ -503,7 +505,7 @@ class S3Backend:
             return self.put_if_absent(uri, data)
         bucket, key = _split_s3(uri)
         try:
-            obstore.put(_s3_store(bucket), key, data, mode={"e_tag": version})
+            _retrying(lambda: obstore.put(_s3_store(bucket), key, data, mode={"e_tag": version}))
         except (PreconditionError, AlreadyExistsError, FileNotFoundError):
             return False
         return True
@@ -580,7 +582,8 @@ def delete_folder(prefix: str) -> int:
 
 def put_if_absent(uri: str, data: bytes) -> bool:
     """Create ``uri`` holding ``data`` unless it exists (S3 ``If-None-Match: *``; a hard link locally).
-    Returns whether this call created it. Where two writers could race, exactly one wins."""
+    Returns whether this call created it. Where two writers could race, exactly one wins. A request retried
+    after its answer was lost can report ``False`` for a write that did happen: read back to tell."""
     return backend(uri).put_if_absent(uri, data)
 
 
@@ -590,7 +593,8 @@ def read_versioned(uri: str) -> tuple[bytes, str] | None:
 
 
 def replace_if_unchanged(uri: str, data: bytes, version: str | None) -> bool:
-    """Compare-and-swap: write ``data`` only if ``uri`` still has ``version`` (``None``: still absent)."""
+    """Compare-and-swap: write ``data`` only if ``uri`` still has ``version`` (``None``: still absent).
+    As with :func:`put_if_absent`, ``False`` after a lost answer may hide our own write: read back to tell."""
     return backend(uri).replace_if_unchanged(uri, data, version)
 
 
