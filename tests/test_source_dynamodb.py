@@ -9,6 +9,7 @@ import re
 import sys
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -533,3 +534,25 @@ def test_an_empty_data_file_may_be_zero_bytes(local_root: str) -> None:
     edit_files_manifest(export, 1, md5Checksum=b64(hashlib.md5(b"").digest()))
     rows, _ = read_snapshot(build_source(local_root, local_root).tables[0].manifest_uri)
     assert rows.sort_by("pk").to_pylist() == EXPECTED_ROWS
+
+
+def test_cli_and_toml_choose_maps_as_json_text(local_root: str, tmp_path: Path) -> None:
+    """``--dynamodb-maps json`` (and ``dynamodb_maps = "json"`` in a config file) reach the export's reader."""
+    from .test_cli import dbsnaplake
+
+    write_export(local_root, FILES)
+    out = str(tmp_path / "manifests")
+    built = dbsnaplake("manifest", "build", local_root, "--out", out, "--dynamodb-maps", "json")
+    assert built.returncode == 0, built.stderr
+    reader = read_manifest(f"{out}/dynamodb/Orders/manifest-summary.json").extra["reader"]
+    assert decode_schema(reader["schema"]).field("address").type == pa.string()
+
+    config = tmp_path / "dbsnaplake.toml"
+    config.write_text(
+        f'source = "{local_root}"\nstaging = "{tmp_path}/staging"\ndatalake = "{tmp_path}/lake"\n'
+        'dynamodb_maps = "json"\nworkers = 1\nexecutor = "inline"\n'
+    )
+    ran = dbsnaplake("run", "--config", str(config))
+    assert ran.returncode == 0, ran.stderr
+    lake = next((tmp_path / "lake" / "dynamodb").glob("Orders_*"))
+    assert pq.read_schema(next(lake.rglob("*.parquet"))).field("address").type in (pa.string(), pa.large_string())

@@ -35,7 +35,7 @@ from .publish import list_versions, remove_old_versions, remove_version_folder
 from .readers import ON_BAD_VALUE
 from .run_lock import run_lock
 from .sorting import parse_sort_keys
-from .sources import write_source_manifests
+from .sources import DynamoDBOptions, write_source_manifests
 from .status import run_status
 from .table_config import folder_options, load_config, run_value, source_run_config
 from .units import format_size, parse_size
@@ -251,6 +251,7 @@ FOLDER_FLAGS = (
     "csv_column_names",
     "csv_column_types",
     "count_text_records",
+    "dynamodb_maps",
 )
 
 
@@ -270,6 +271,12 @@ def folder_source_options(function: F) -> F:
             "--count-text-records/--no-count-text-records",
             default=None,
             help="Read text files to count records now [yes], or let the ETL stage count them as it reads them.",
+        ),
+        click.option(
+            "--dynamodb-maps",
+            type=click.Choice(["struct", "json"]),
+            default=None,
+            help="A DynamoDB export's map attributes (M): a struct of the keys seen, or JSON text [struct].",
         ),
     ]
     for option in reversed(options):
@@ -531,9 +538,10 @@ def manifest_build(source: str, out: str, **options: Any) -> None:
 
     Example: dbsnaplake manifest build s3://bucket/exports/mydb-2024-08-01/ --out s3://bucket/manifests/
     """
-    folder = folder_options(_folder_flags(options))
+    flags = _folder_flags(options)
+    dynamodb = DynamoDBOptions(flags.pop("dynamodb_maps", "struct"))
     with RichProgress() as progress:
-        result = write_source_manifests(source, out, progress, folder)
+        result = write_source_manifests(source, out, progress, folder_options(flags), dynamodb)
     console.print(str(result), highlight=False)
 
 

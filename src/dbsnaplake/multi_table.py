@@ -23,7 +23,7 @@ from .location import S3Location
 from .pipeline import RunResult, run_pipeline
 from .progress import NoProgress, Progress
 from .publish import parse_snapshot_time, version_stamp
-from .sources import DetectedSource, SourceBuildResult, TableSnapshot, detect_source
+from .sources import DetectedSource, DynamoDBOptions, SourceBuildResult, TableSnapshot, detect_source
 from .table_config import SourceRunConfig
 
 
@@ -63,7 +63,7 @@ def build_manifests(
             config.staging, config.datalake, database, table, snapshot_time
         ).s3path_snapshot_manifest_summary
 
-    return detected.build(manifest_uri_for, progress, config.folder)
+    return detected.build(manifest_uri_for, progress, config.folder, DynamoDBOptions(config.dynamodb_maps))
 
 
 def check_table_names(config: SourceRunConfig, tables: Sequence[TableSnapshot]) -> None:

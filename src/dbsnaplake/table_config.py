@@ -28,6 +28,7 @@ from . import storage
 from .config import DEFAULT_RETRIES, DEFAULT_TARGET_FILE_SIZE, default_workers
 from .errors import ConfigError
 from .sorting import SortKey, parse_sort_keys
+from .sources.dynamodb_export import DynamoDBOptions
 from .sources.folder import CsvOptions, FolderOptions, parse_column_types, parse_delimiter
 from .units import parse_size
 
@@ -53,6 +54,7 @@ RUN_KEYS = {
     "only": "the tables to run: a list of names",
     "table_name": "a folder source's database.table",
     "count_text_records": "a folder source: read text files to count records (true) or let ETL count them",
+    "dynamodb_maps": "a DynamoDB export's map attributes (M): struct or json",
 }
 CSV_KEYS = {"delimiter", "header", "column_names", "column_types"}
 TABLE_KEYS = {"partition_by", "sort_by", "transform", "target_file_size", "group_size"}
@@ -95,6 +97,8 @@ class SourceRunConfig:
     only: tuple[str, ...] = ()
     """Table names to run; empty: every table."""
     folder: FolderOptions = field(default_factory=FolderOptions)
+    dynamodb_maps: str = "struct"
+    """A DynamoDB export's map attributes: ``struct`` (one field per key seen) or ``json`` (JSON text)."""
     tables: Mapping[str, TableSettings] = field(default_factory=dict)
     """``[tables."<name>"]`` sections, by table name."""
     table_overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -145,6 +149,8 @@ def run_value(key: str, value: Any, where: str) -> Any:
         "table_name",
     ):
         return _typed(value, str, where, "a string")
+    if key == "dynamodb_maps":
+        return DynamoDBOptions(_typed(value, str, where, "struct or json")).maps
     if key in ("workers", "retries"):
         number = _typed(value, int, where, "a whole number")
         if number < (1 if key == "workers" else 0):

@@ -17,6 +17,7 @@ from ..progress import NoProgress, Progress
 from ..storage import ObjectInfo
 from . import dynamodb_export, folder, rds_export
 from .base import ManifestUriFor, SourceBuildResult, TableSnapshot
+from .dynamodb_export import DynamoDBOptions
 from .folder import CsvOptions, FolderOptions
 
 SOURCES: tuple[tuple[ModuleType, str], ...] = (
@@ -47,8 +48,14 @@ class DetectedSource:
         manifest_uri_for: ManifestUriFor,
         progress: Progress | None = None,
         folder_options: FolderOptions | None = None,
+        dynamodb_options: DynamoDBOptions | None = None,
     ) -> SourceBuildResult:
         progress = progress or NoProgress()
+        if self.kind == dynamodb_export.KIND:
+            result: SourceBuildResult = dynamodb_export.build(
+                self.source, list(self.listing), manifest_uri_for, progress, dynamodb_options
+            )
+            return result
         if self.kind == folder.KIND:
             return folder.build(self.source, list(self.listing), manifest_uri_for, progress, folder_options)
         if folder_options is not None and folder_options != FolderOptions():
@@ -56,8 +63,8 @@ class DetectedSource:
                 f"{self.source} is a {self.kind}: the CSV, table-name and text-count options apply to a folder of "
                 "data files only — drop them"
             )
-        result: SourceBuildResult = self.module.build(self.source, list(self.listing), manifest_uri_for, progress)
-        return result
+        built: SourceBuildResult = self.module.build(self.source, list(self.listing), manifest_uri_for, progress)
+        return built
 
 
 def detect_source(source: str) -> DetectedSource:
@@ -83,32 +90,38 @@ def build_source_manifests(
     manifest_uri_for: ManifestUriFor,
     progress: Progress | None = None,
     folder_options: FolderOptions | None = None,
+    dynamodb_options: DynamoDBOptions | None = None,
 ) -> SourceBuildResult:
     """Detect what ``source`` holds and write one snapshot manifest per table, at ``manifest_uri_for(...)``."""
-    return detect_source(source).build(manifest_uri_for, progress, folder_options)
+    return detect_source(source).build(manifest_uri_for, progress, folder_options, dynamodb_options)
 
 
 def write_source_manifests(
-    source: str, out: str, progress: Progress | None = None, folder_options: FolderOptions | None = None
+    source: str,
+    out: str,
+    progress: Progress | None = None,
+    folder_options: FolderOptions | None = None,
+    dynamodb_options: DynamoDBOptions | None = None,
 ) -> SourceBuildResult:
     """``dbsnaplake manifest build``: each table's manifest at ``<out>/<database>/<table>/manifest-summary.json``;
     a single-table source's at ``out`` itself when ``out`` names a summary JSON file."""
     detected = detect_source(source)
     if detected.single_table and out.endswith(".json"):
         summary = storage.normalize_uri(out)
-        return detected.build(lambda *_: summary, progress, folder_options)
+        return detected.build(lambda *_: summary, progress, folder_options, dynamodb_options)
     folder_out = storage.as_dir(out)
 
     def manifest_uri_for(database: str, table: str, snapshot_time: str | None) -> str:
         return storage.join(folder_out, database, table, "manifest-summary.json")
 
-    return detected.build(manifest_uri_for, progress, folder_options)
+    return detected.build(manifest_uri_for, progress, folder_options, dynamodb_options)
 
 
 __all__ = [
     "SOURCES",
     "CsvOptions",
     "DetectedSource",
+    "DynamoDBOptions",
     "FolderOptions",
     "ManifestUriFor",
     "SourceBuildResult",
