@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -84,10 +85,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except DbSnapLakeError as exc:
             err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            sys.exit(1)
+            _exit(1)
         except KeyboardInterrupt:
             err_console.print("interrupted: rerun the same command to resume")
-            sys.exit(130)
+            _exit(130)
         except Exception as exc:
             if not _is_storage_error(exc):
                 raise  # a bug: the traceback is what a report needs
@@ -98,7 +99,16 @@ class _Group(click.Group):
                 highlight=False,
                 soft_wrap=True,
             )
-            sys.exit(1)
+            _exit(1)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit at once, once the error is printed: every pool and lock was released on the way out. Skipping the
+    interpreter's teardown avoids a rare abort ("terminate called without an active exception") when native
+    thread pools (Arrow, Polars, obstore) are torn down while still busy, which turned exit code 1 into -6."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _is_storage_error(exc: BaseException) -> bool:
