@@ -316,3 +316,16 @@ def test_a_reader_never_sees_two_snapshots_mixed(root: str) -> None:
     pointer = json.loads(storage.read_bytes(storage.join(lake, LATEST_POINTER)))
     assert pointer["version"] == "2024_02_01_00_00_00"
     assert pl.DataFrame({"n": seen})["n"].is_sorted()  # never back from B to A
+
+
+def test_a_rerun_rebuilds_data_lake_files_removed_since(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=4, rows_per_file=500)
+    config = orders_config(local_root, manifest)
+    run_pipeline(config)
+    storage.delete_folder(config.location.s3dir_datalake)  # someone cleared the data lake
+
+    result = run_pipeline(config)
+
+    assert result.skipped["etl"] == len(result.plan.group_manifests)  # staging was kept: ETL is not redone
+    assert result.skipped["compact"] == 0 and result.published is not None
+    same_rows(read_lake(config), expected_rows(config), key="order_id")

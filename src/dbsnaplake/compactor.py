@@ -47,7 +47,9 @@ def iter_staging_file(uri: str, size: int, schema: pa.Schema, batch_rows: int) -
             for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
                 yield conform(pa.Table.from_batches([batch]), schema, uri)
     except FileNotFoundError:
-        raise SnapshotError(f"staging file {uri} is missing: rerun the ETL stage ('dbsnaplake run')") from None
+        raise SnapshotError(
+            f"staging file {uri} is missing (was the staging area cleaned?): start over with 'dbsnaplake run --fresh'"
+        ) from None
 
 
 def remove_stale_outputs(

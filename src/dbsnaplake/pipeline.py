@@ -12,6 +12,7 @@ import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from . import storage
 from .compaction_planner import CompactionPlan, plan_compaction, read_compaction_plan, require_plan
 from .compactor import CompactGroupResult, compact_group
 from .config import PipelineConfig
@@ -100,6 +101,19 @@ def ensure_plan(config: PipelineConfig, progress: Progress, fresh: bool = False)
     return plan_snapshot(config, progress), False
 
 
+def compacted_groups(config: PipelineConfig, version_root: str, progress: Progress) -> set[int]:
+    """Compaction groups with a done-marker whose files are all still in the data lake. A group whose files
+    were removed since (someone cleared the data-lake folder) is redone rather than trusted."""
+    markers = read_markers(config.location, COMPACT, "done")
+    if not markers:
+        return set()
+    present = {info.uri for info in storage.list_files(version_root)}
+    done = {group for group, m in markers.items() if all(f["uri"] in present for f in m["files"])}
+    if len(done) < len(markers):
+        progress.note(f"compact: {len(markers) - len(done)} finished groups lost data-lake files since: redoing them")
+    return done
+
+
 def pending_groups(group_manifests: tuple[str, ...], done: set[int]) -> list[str]:
     return [uri for uri in group_manifests if group_of(uri) not in done]
 
@@ -142,7 +156,7 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
 
     start = time.perf_counter()
     groups = compaction_plan.group_manifests
-    compact_todo = pending_groups(groups, done_groups(location, COMPACT))
+    compact_todo = pending_groups(groups, compacted_groups(config, plan.version_root, progress))
     skipped["compact"] = len(groups) - len(compact_todo)
     if skipped["compact"]:
         progress.note(f"compact: {skipped['compact']} of {len(groups)} groups were done by an earlier run")
