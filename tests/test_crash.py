@@ -24,11 +24,12 @@ import psutil
 import pytest
 
 from dbsnaplake import storage
-from dbsnaplake.api import PipelineConfig, S3Location, SortKey
+from dbsnaplake.api import PipelineConfig
 from dbsnaplake.publish import SUCCESS_MARKER
 
-from .conftest import S3_BUCKET, make_orders_snapshot
+from .conftest import S3_BUCKET, make_orders_snapshot, orders_config
 from .lake import expected_rows, read_lake, same_rows
+from .test_cli import stage_options
 
 TRANSFORM = "tests.transforms:year_month_a_little_slowly"
 WORKER_STAGES = ("etl", "compact")
@@ -39,31 +40,18 @@ QUICK_TRIALS = [(0, "worker", "etl"), (1, "orchestrator", "compact"), (2, "orche
 STAGE_SECONDS = {"plan": 0.3, "etl": 0.8, "plan-compaction": 0.1, "compact": 0.5, "publish": 0.05}
 
 
+def manifest_of(root: str) -> str:
+    return storage.join(root, "manifests", "manifest-summary.json")
+
+
 def options(root: str) -> list[str]:
-    return [
-        "--manifest", storage.join(root, "manifests", "manifest-summary.json"),
-        "--staging", storage.join(root, "staging", "db", "orders", "snapshot=2024-01-01T00:00:00Z"),
-        "--datalake", storage.join(root, "datalake", "db", "orders"),
-        "--partition-by", "year,month",
-        "--sort-by", "order_time",
-        "--transform", TRANSFORM,
-        "--group-size", "40KB",
-        "--target-file-size", "16KB",
-        "--workers", "2",
-    ]  # fmt: skip
+    """The CLI's test options, with a transform slow enough to hit and small groups and files (later flags win)."""
+    small = ["--transform", TRANSFORM, "--group-size", "40KB", "--target-file-size", "16KB"]
+    return [*stage_options(root, manifest_of(root)), *small]
 
 
 def config_of(root: str) -> PipelineConfig:
-    return PipelineConfig(
-        location=S3Location(
-            s3uri_staging=storage.join(root, "staging", "db", "orders", "snapshot=2024-01-01T00:00:00Z"),
-            s3uri_datalake=storage.join(root, "datalake", "db", "orders"),
-        ),
-        snapshot_manifest=storage.join(root, "manifests", "manifest-summary.json"),
-        partition_by=("year", "month"),
-        sort_by=(SortKey("order_time"),),
-        transform=TRANSFORM,
-    )
+    return orders_config(root, manifest_of(root), transform=TRANSFORM)
 
 
 def command(root: str) -> list[str]:
