@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -328,4 +329,35 @@ def test_a_rerun_rebuilds_data_lake_files_removed_since(local_root: str) -> None
 
     assert result.skipped["etl"] == len(result.plan.group_manifests)  # staging was kept: ETL is not redone
     assert result.skipped["compact"] == 0 and result.published is not None
+    same_rows(read_lake(config), expected_rows(config), key="order_id")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_at_once_and_a_rerun_resumes(local_root: str) -> None:
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground process group: orchestrator and workers."""
+    manifest = make_orders_snapshot(local_root, n_files=12, rows_per_file=500)
+    options = [*stage_options(local_root, manifest), "--transform", "tests.transforms:year_month_slowly"]
+    options += ["--group-size", "20KB"]
+    run = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dbsnaplake")), "run", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    staging = options[options.index("--staging") + 1]
+    deadline = time.time() + 120
+    while not (run_status(staging).stages and run_status(staging).stages[0].done >= 1):
+        assert time.time() < deadline and run.poll() is None, "no ETL group finished"
+        time.sleep(0.05)
+
+    os.killpg(run.pid, signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+
+    assert run.returncode == 130
+    assert "interrupted: rerun the same command to resume" in err
+    rerun = dbsnaplake("run", *options)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resumed" in rerun.stdout and "validation: OK" in rerun.stdout
+    config = orders_config(local_root, manifest, transform="tests.transforms:year_month_slowly")
     same_rows(read_lake(config), expected_rows(config), key="order_id")

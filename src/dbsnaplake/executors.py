@@ -91,6 +91,11 @@ class ProcessPool(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        # after an error or Ctrl-C, do not wait for running groups: their done-markers let a rerun skip them,
+        # and a worker left running ends with this process (see exit_with_parent)
+        self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+
 
 class DaskExecutor(Executor):
     """Tasks run on a Dask cluster through ``Client.get_executor()``; a worker that dies has its tasks rerun

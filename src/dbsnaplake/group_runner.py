@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
@@ -26,6 +26,7 @@ NOT_RETRIED = (SnapshotError, TransformError, ConfigError)
 BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 SHOWN_FAILURES = 10
+WAKE_SECONDS = 0.5
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -84,17 +85,20 @@ def run_groups(
 
 def _run_round(
     executor: Executor, worker: Callable[[PipelineConfig, str], R], config: PipelineConfig, uris: list[str]
-) -> list[tuple[str, R | BaseException]]:
+) -> Iterator[tuple[str, R | BaseException]]:
+    """Submit every group; yield ``(uri, result or exception)`` as each finishes."""
     futures: dict[Future[R], str] = {executor.submit(worker, config, uri): uri for uri in uris}
-    outcomes: list[tuple[str, R | BaseException]] = []
+    pending = set(futures)
     try:
-        for future in as_completed(futures):
-            exc = future.exception()
-            outcomes.append((futures[future], exc if exc is not None else future.result()))
+        while pending:
+            # short waits, not one long one: Ctrl-C is only acted on when this thread runs Python code
+            done, pending = wait(pending, timeout=WAKE_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                exc = future.exception()
+                yield futures[future], exc if exc is not None else future.result()
     finally:
-        for future in futures:  # on Ctrl-C: do not start what has not started
+        for future in futures:  # on Ctrl-C or an error: do not start what has not started
             future.cancel()
-    return outcomes
 
 
 def _summary(stage: str, failures: dict[str, BaseException], attempts: dict[str, int], total: int) -> Exception:
