@@ -34,8 +34,10 @@ from .schema import decode_schema, encode_schema, unify
 from .state import (
     COMPACT,
     COMPACTION_PLAN_MARKER,
+    ETL,
     clear_stage,
     compaction_fingerprint,
+    done_groups,
     marker_uri,
     read_json,
     write_json,
@@ -82,8 +84,8 @@ def read_staging_manifests(config: PipelineConfig, progress: Progress | None = N
         )
     numbers = list(range(1, len(groups) + 1))
     staging = [location.group_manifest_summary(STAGING_FILE_GROUPS_FOLDER, n) for n in numbers]
-    done = map_io(storage.exists, staging)
-    missing = [n for n, ok in zip(numbers, done, strict=True) if not ok]
+    done = done_groups(location, ETL)  # one listing of the done-markers, not a request per group
+    missing = [n for n in numbers if n not in done]
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
         raise StageError(

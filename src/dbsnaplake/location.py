@@ -122,9 +122,6 @@ class S3Location:
     def staging_partition_dir(self, partition_path: str) -> str:
         return storage.as_dir(storage.join(self.s3dir_staging_datalake, partition_path))
 
-    def datalake_partition_dir(self, partition_path: str) -> str:
-        return storage.as_dir(storage.join(self.s3dir_datalake, partition_path))
-
 
 def datalake_file_name(group_in_partition: int, index: int) -> str:
     return f"part-{group_in_partition:05d}-{index:05d}.parquet"

@@ -93,12 +93,13 @@ def ensure_plan(config: PipelineConfig, progress: Progress, fresh: bool = False)
     """The plan an earlier run made for the same snapshot manifest and settings, or a new one.
     Returns ``(plan, reused)``."""
     existing = None if fresh else read_plan(config.location)
-    if existing is not None:
-        manifest = read_manifest(config.manifest_uri)
-        if existing.fingerprint == settings_fingerprint(config, manifest.digest):
-            return existing, True
-        progress.note("the staging area holds a plan for another snapshot manifest or other settings: planning again")
-    return plan_snapshot(config, progress), False
+    if existing is None:
+        return plan_snapshot(config, progress), False
+    manifest = read_manifest(config.manifest_uri)
+    if existing.fingerprint == settings_fingerprint(config, manifest.digest):
+        return existing, True
+    progress.note("the staging area holds a plan for another snapshot manifest or other settings: planning again")
+    return plan_snapshot(config, progress, manifest), False
 
 
 def compacted_groups(config: PipelineConfig, version_root: str, progress: Progress) -> set[int]:

@@ -38,7 +38,7 @@ from .manifest import (
 )
 from .progress import NoProgress, Progress
 from .publish import read_commit, refuse_rewriting_published, snapshot_time_of, version_root, version_stamp
-from .readers import PARQUET, detect_format, read_parquet_footer
+from .readers import PARQUET, FileToRead, detect_format, read_parquet_footer
 from .schema import decode_schema, encode_schema, unify
 from .state import (
     COMPACTION_PLAN_MARKER,
@@ -176,15 +176,7 @@ def _inspect(uri: str, expected_size: int | None, parquet: bool) -> _Inspected:
         footer = read_parquet_footer(uri, expected_size)
         size = expected_size if expected_size is not None else storage.head(uri).size
         return _Inspected(size, footer.n_record, footer.schema, footer.uncompressed_size, None)
-    try:
-        info = storage.head(uri)
-    except FileNotFoundError:
-        raise SnapshotError(f"file listed in the manifest is missing: {uri}") from None
-    if expected_size is not None and info.size != expected_size:
-        raise SnapshotError(
-            f"{uri} is {info.size} bytes but the manifest says {expected_size}: the file changed after the "
-            "manifest was written — rebuild the manifest"
-        )
+    info = FileToRead(uri, expected_size, expected_records=None).check_unchanged()
     return _Inspected(info.size, None, None, None, info.etag)
 
 
@@ -258,10 +250,13 @@ def reset_state(location: S3Location, version_root: str | None = None) -> None:
                 storage.delete(info.uri)
 
 
-def plan_snapshot(config: PipelineConfig, progress: Progress | None = None) -> PlanResult:
-    """Inspect the snapshot, then write one manifest per snapshot file group."""
+def plan_snapshot(
+    config: PipelineConfig, progress: Progress | None = None, manifest: Manifest | None = None
+) -> PlanResult:
+    """Inspect the snapshot, then write one manifest per snapshot file group. ``manifest``: the snapshot
+    manifest, when the caller has read it already."""
     progress = progress or NoProgress()
-    manifest: Manifest = read_manifest(config.manifest_uri)
+    manifest = manifest or read_manifest(config.manifest_uri)
     uris = storage.normalize_uris(manifest.column(URI))
     if not uris:
         raise SnapshotError(f"manifest {manifest.summary_uri} lists no files: nothing to do")

@@ -29,6 +29,7 @@ from typing import Any
 from . import storage
 from .config import PipelineConfig
 from .errors import ConfigError, StageError
+from .state import read_json, write_json
 
 SUCCESS_MARKER = "_SUCCESS"
 LATEST_POINTER = "_latest.json"
@@ -81,11 +82,7 @@ def success_uri(root: str) -> str:
 
 def read_commit(root: str) -> dict[str, Any] | None:
     """The commit record of a version folder, or ``None`` when it is not (yet) committed."""
-    try:
-        data: dict[str, Any] = json.loads(storage.read_bytes(success_uri(root)))
-    except FileNotFoundError:
-        return None
-    return data
+    return read_json(success_uri(root))
 
 
 def refuse_rewriting_published(root: str) -> None:
@@ -124,7 +121,7 @@ def publish(
         "files": files,
     }
     storage.remove_temporary_files(root)  # left by writers that were killed: a committed folder holds no debris
-    storage.write_bytes(success_uri(root), json.dumps(commit, indent=2).encode())
+    write_json(success_uri(root), commit)
     moved = config.publish == "latest" and switch_latest(config.location.s3dir_datalake, root, stamp)
     return PublishResult(root, len(files), n_record, moved)
 

@@ -214,8 +214,9 @@ class FileToRead:
     """The row's other columns (an export's checksum, batch, ...)."""
     etag: str | None = None
 
-    def check_unchanged(self) -> None:
-        """Refuse a file whose size or ETag differs from the manifest's: the snapshot changed during the run."""
+    def check_unchanged(self) -> storage.ObjectInfo:
+        """Refuse a file whose size or ETag differs from the manifest's: the snapshot changed during the run.
+        Returns what the store says of the file now."""
         try:
             found = storage.head(self.uri)
         except FileNotFoundError:
@@ -229,6 +230,7 @@ class FileToRead:
                 f"now: {found.size} bytes, ETag {found.etag}): a snapshot must not change while it is exported — "
                 "rebuild the manifest and rerun with --fresh"
             )
+        return found
 
 
 @dataclass(frozen=True)

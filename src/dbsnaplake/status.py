@@ -6,13 +6,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import storage
 from .compaction_planner import read_compaction_plan
 from .location import S3Location
 from .planner import read_plan
 from .publish import read_commit
 from .run_lock import current_holder
-from .state import COMPACT, ETL, read_markers
+from .state import COMPACT, ETL, read_json, read_markers
 from .units import format_size
 
 
@@ -99,9 +98,8 @@ def run_status(staging: str) -> RunStatus:
         stages.append(_stage(ETL, len(plan.group_manifests), location, "size_in"))
     if compaction:
         stages.append(_stage(COMPACT, len(compaction.group_manifests), location, "size_in"))
-    validated = None
-    if compaction and storage.exists(location.s3path_validate_datalake_result):
-        validated = bool(json.loads(storage.read_bytes(location.s3path_validate_datalake_result))["ok"])
+    validation = read_json(location.s3path_validate_datalake_result) if compaction else None
+    validated = None if validation is None else bool(validation["ok"])
     commit = read_commit(plan.version_root) if plan else None
     return RunStatus(
         staging=location.s3dir_staging,
