@@ -62,8 +62,8 @@ from dbsnaplake.api import (  # noqa: E402
     run_etl_group,
     validate_datalake,
 )
-from dbsnaplake.group_runner import run_groups  # noqa: E402
 from dbsnaplake.manifest import files_table, write_manifest  # noqa: E402
+from dbsnaplake.run.groups import run_groups  # noqa: E402
 
 DEFAULT_OUT = HERE / "out"
 WARM_UP_SECONDS = 0.3
@@ -93,8 +93,8 @@ def timed_compact(config: PipelineConfig, group_manifest: str) -> tuple[CompactG
 
 def warm_up(linger: float) -> tuple[int, float]:
     """Import the stage modules, note when this worker was ready, and linger so that every worker gets one."""
-    import dbsnaplake.compactor
-    import dbsnaplake.etl  # noqa: F401
+    import dbsnaplake.stages.compact
+    import dbsnaplake.stages.etl  # noqa: F401
 
     ready = time.time()
     time.sleep(linger)

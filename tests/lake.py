@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, parse_partition_path, read_manifest
-from dbsnaplake.publish import latest_root
-from dbsnaplake.transform import apply_transform
+from dbsnaplake.frames.transform import apply_transform
+from dbsnaplake.stages.publish import latest_root
 
 
 def lake_root(config: PipelineConfig) -> str:

@@ -25,7 +25,7 @@ import pytest
 
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig
-from dbsnaplake.publish import SUCCESS_MARKER
+from dbsnaplake.stages.publish import SUCCESS_MARKER
 
 from .conftest import S3_BUCKET, make_orders_snapshot, orders_config
 from .lake import expected_rows, read_lake, same_rows

@@ -20,8 +20,8 @@ import pytest
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, S3Location, make_executor, run_pipeline
 from dbsnaplake.errors import ConfigError
-from dbsnaplake.location import STAGING_FILE_GROUPS_FOLDER
-from dbsnaplake.planner import list_group_manifests
+from dbsnaplake.layout import STAGING_FILE_GROUPS_FOLDER
+from dbsnaplake.stages.plan import list_group_manifests
 from dbsnaplake.testing import free_port, wait_for_port
 
 from .conftest import make_orders_snapshot, orders_config
@@ -190,7 +190,7 @@ def test_without_dask_installed_the_error_says_which_extra(monkeypatch: pytest.M
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dbsnaplake.executors.DASK_CONNECT_SECONDS", 1)
+    monkeypatch.setattr("dbsnaplake.run.executors.DASK_CONNECT_SECONDS", 1)
     with pytest.raises(ConfigError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:"):
         make_executor(f"dask://127.0.0.1:{free_port()}", 1)
 

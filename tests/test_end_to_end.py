@@ -8,7 +8,7 @@ import pytest
 
 from dbsnaplake import storage
 from dbsnaplake.api import SortKey, make_executor, parse_partition_path, read_manifest, run_pipeline
-from dbsnaplake.sorting import is_sorted
+from dbsnaplake.frames.sorting import is_sorted
 
 from .conftest import make_orders_snapshot, orders_config
 from .lake import expected_rows, lake_files, read_file, read_lake, same_rows

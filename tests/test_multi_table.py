@@ -19,8 +19,8 @@ from dbsnaplake.api import (
     source_run_config,
     write_source_manifests,
 )
-from dbsnaplake.table_config import parse_config
-from dbsnaplake.transform import apply_transform
+from dbsnaplake.config.file import parse_config
+from dbsnaplake.frames.transform import apply_transform
 
 from .lake import read_lake, same_rows
 from .rds_fixtures import CUSTOMERS, ORDERS, SNAPSHOT_TIME, write_rds_export

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from dbsnaplake.parquet_writer import RollingParquetWriter, WrittenFile
+from dbsnaplake.frames.writer import RollingParquetWriter, WrittenFile
 
 MiB = 1024**2
 TARGET = 4 * MiB

@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dbsnaplake.api import parse_partition_path, partition_path
-from dbsnaplake.partitioning import DEFAULT_PARTITION, escape, format_value, unescape
+from dbsnaplake.frames.partitioning import DEFAULT_PARTITION, escape, format_value, unescape
 
 ESCAPES = [
     ("a/b", "a%2Fb"),

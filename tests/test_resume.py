@@ -29,10 +29,10 @@ from dbsnaplake.api import (
     run_etl_group,
     run_pipeline,
 )
-from dbsnaplake.group_runner import run_groups
-from dbsnaplake.publish import LATEST_POINTER, latest_root, list_versions, remove_old_versions
-from dbsnaplake.run_lock import run_lock
-from dbsnaplake.status import run_status
+from dbsnaplake.run.groups import run_groups
+from dbsnaplake.run.lock import run_lock
+from dbsnaplake.run.status import run_status
+from dbsnaplake.stages.publish import LATEST_POINTER, latest_root, list_versions, remove_old_versions
 
 from .conftest import make_orders_snapshot, orders_config
 from .lake import expected_rows, lake_files, read_file, read_lake, same_rows
@@ -96,7 +96,7 @@ def always_failing_worker(config: object, uri: str) -> str:
 
 
 def test_failed_groups_are_retried_with_backoff(local_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dbsnaplake.group_runner.BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("dbsnaplake.run.groups.BACKOFF_SECONDS", 0.01)
     manifest = make_orders_snapshot(local_root, n_files=4, rows_per_file=200)
     config = orders_config(local_root, manifest, group_size=10_000)
     groups = plan_snapshot(config).group_manifests
@@ -109,7 +109,7 @@ def test_failed_groups_are_retried_with_backoff(local_root: str, monkeypatch: py
 def test_a_group_that_keeps_failing_stops_the_run_with_a_summary(
     local_root: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("dbsnaplake.group_runner.BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("dbsnaplake.run.groups.BACKOFF_SECONDS", 0.01)
     manifest = make_orders_snapshot(local_root, n_files=4, rows_per_file=200)
     config = orders_config(local_root, manifest, group_size=10_000, retries=2)
     groups = plan_snapshot(config).group_manifests

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dbsnaplake.api import ConfigError, SortKey, parse_sort_keys
-from dbsnaplake.sorting import is_sorted, merge_sorted_runs, sort_table
+from dbsnaplake.frames.sorting import is_sorted, merge_sorted_runs, sort_table
 
 # ---- parse_sort_keys --------------------------------------------------------------------------------------
 

@@ -18,13 +18,14 @@ import pytest
 
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, S3Location, SnapshotError, SortKey, read_manifest, run_pipeline
-from dbsnaplake.etl import group_files
-from dbsnaplake.readers import FileToRead, read_snapshot_file
-from dbsnaplake.schema import decode_schema
-from dbsnaplake.sources import dynamodb_export, dynamodb_ion
+from dbsnaplake.frames.readers import FileToRead, read_snapshot_file
+from dbsnaplake.frames.schema import decode_schema
 from dbsnaplake.sources.base import SourceBuildResult
-from dbsnaplake.sources.dynamodb_export import DynamoDBOptions, build, looks_like
-from dbsnaplake.sources.dynamodb_json import MAX_MAP_KEYS
+from dbsnaplake.sources.dynamodb import export as dynamodb_export
+from dbsnaplake.sources.dynamodb import ion as dynamodb_ion
+from dbsnaplake.sources.dynamodb.export import DynamoDBOptions, build, looks_like
+from dbsnaplake.sources.dynamodb.typed_json import MAX_MAP_KEYS
+from dbsnaplake.stages.etl import group_files
 
 from .conftest import make_orders_snapshot
 from .dynamodb_fixtures import EXPORT_TIME, b64, edit_files_manifest, rewrite_data_file, write_export
@@ -515,10 +516,10 @@ def test_nested_attributes_of_two_types_become_strings(local_root: str) -> None:
 
 
 def test_reader_is_registered() -> None:
-    from dbsnaplake.readers import SOURCE_READERS
+    from dbsnaplake.frames.readers import SOURCE_READERS
 
     for name in (dynamodb_export.ITEMS_JSON, dynamodb_export.ITEMS_ION, dynamodb_export.CHANGES):
-        assert SOURCE_READERS[name] == "dbsnaplake.sources.dynamodb_export:read_file"
+        assert SOURCE_READERS[name] == "dbsnaplake.sources.dynamodb.export:read_file"
 
 
 def test_an_attribute_named_like_a_change_column_is_refused(local_root: str) -> None:

@@ -22,9 +22,9 @@ from dbsnaplake.api import (
     run_source,
     write_source_manifests,
 )
-from dbsnaplake.readers import sniff_delimiter
+from dbsnaplake.frames.readers import sniff_delimiter
+from dbsnaplake.frames.transform import apply_transform
 from dbsnaplake.sources.folder import CsvOptions, first_row_is_header, parse_column_types, parse_type, table_name
-from dbsnaplake.transform import apply_transform
 
 from .conftest import YEAR_MONTH, write_parquet
 from .lake import read_lake, same_rows

@@ -9,12 +9,12 @@ import pytest
 
 from dbsnaplake import storage
 from dbsnaplake.api import NoProgress, PipelineConfig, S3Location, SnapshotError, SortKey, read_manifest, run_pipeline
+from dbsnaplake.frames.readers import FileToRead
+from dbsnaplake.frames.schema import decode_schema
 from dbsnaplake.manifest import READER
-from dbsnaplake.readers import FileToRead
-from dbsnaplake.schema import decode_schema
-from dbsnaplake.sources import rds_export
 from dbsnaplake.sources.base import SourceBuildResult, TableSnapshot
-from dbsnaplake.sources.rds_types import (
+from dbsnaplake.sources.rds import export as rds_export
+from dbsnaplake.sources.rds.restore import (
     DATE,
     DECIMAL,
     TIME,

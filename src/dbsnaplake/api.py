@@ -1,4 +1,4 @@
-"""The public API. Everything not listed here is internal and may change.
+"""The public API: every name a user imports. Everything not listed here is internal and may change.
 
 >>> from dbsnaplake.api import S3Location, PipelineConfig, run_pipeline
 >>> config = PipelineConfig(
@@ -8,14 +8,18 @@
 ...     transform="SELECT *, CAST(EXTRACT(YEAR FROM order_time) AS VARCHAR) AS year FROM snapshot",
 ... )
 >>> result = run_pipeline(config)  # doctest: +SKIP
+
+The stages are functions named as their commands: :func:`plan`, :func:`etl`, :func:`plan_compaction`,
+:func:`compact`, :func:`validate`, :func:`publish`. Names of earlier releases stay importable (``plan_snapshot``,
+``run_etl_group``, ``compact_group``, ``validate_datalake``, ``CompactionPlan``, ...).
 """
 
-from .compaction_planner import CompactionPlan, plan_compaction
-from .compactor import CompactGroupResult, compact_group
-from .config import PipelineConfig
-from .errors import (
+from dbsnaplake.config.file import SourceRunConfig, load_config, source_run_config
+from dbsnaplake.config.settings import PipelineConfig, RunSettings, SortKey, TableSettings, parse_sort_keys
+from dbsnaplake.errors import (
     ConfigError,
     DbSnapLakeError,
+    RecordError,
     RunLockedError,
     SchemaConflictError,
     SnapshotError,
@@ -23,20 +27,26 @@ from .errors import (
     TransformError,
     ValidationError,
 )
-from .etl import EtlGroupResult, run_etl_group
-from .executors import InlineExecutor, make_executor
-from .location import S3Location
-from .manifest import Manifest, read_manifest, write_manifest
-from .manifest_builder import ManifestBuildResult, build_manifest
-from .multi_table import MultiTableResult, TableRun, run_source
-from .partitioning import parse_partition_path, partition_path
-from .pipeline import STAGES, RunResult, publish_snapshot, run_pipeline
-from .planner import PlanResult, SnapshotStats, plan_snapshot
-from .progress import NoProgress, Progress
-from .publish import PublishResult, Version, latest_root, list_versions, remove_old_versions
-from .sorting import SortKey, parse_sort_keys
-from .sources import (
+from dbsnaplake.frames.partitioning import parse_partition_path, partition_path
+from dbsnaplake.layout import S3Location
+from dbsnaplake.ledger import latest_root
+from dbsnaplake.manifest import Manifest, read_manifest, write_manifest
+from dbsnaplake.progress import NoProgress, Progress
+from dbsnaplake.records import (
+    CompactResult,
     CsvOptions,
+    EtlResult,
+    PlanCompactionResult,
+    PlanResult,
+    PublishResult,
+    SnapshotStats,
+    ValidateResult,
+)
+from dbsnaplake.run.executors import InlineExecutor, make_executor
+from dbsnaplake.run.pipeline import RunResult, config_from_plan, publish_snapshot, run_pipeline
+from dbsnaplake.run.status import RunStatus, StageStatus, run_status
+from dbsnaplake.run.tables import MultiTableResult, TableRun, run_source
+from dbsnaplake.sources import (
     DetectedSource,
     FolderOptions,
     SourceBuildResult,
@@ -45,20 +55,42 @@ from .sources import (
     detect_source,
     write_source_manifests,
 )
-from .status import RunStatus, StageStatus, run_status
-from .table_config import SourceRunConfig, TableSettings, load_config, source_run_config
-from .units import format_size, parse_size
-from .validator import ValidationResult, validate_datalake
+from dbsnaplake.sources.folder import ManifestBuildResult, build_manifest
+from dbsnaplake.stages.compact import compact
+from dbsnaplake.stages.etl import etl
+from dbsnaplake.stages.plan import plan
+from dbsnaplake.stages.plan_compaction import plan_compaction
+from dbsnaplake.stages.publish import Version, list_versions, publish, remove_old_versions
+from dbsnaplake.stages.validate import validate
+from dbsnaplake.storage import StorageError
+from dbsnaplake.units import format_size, parse_size
+
+# names of earlier releases
+CompactGroupResult = CompactResult
+CompactionPlan = PlanCompactionResult
+EtlGroupResult = EtlResult
+ValidationResult = ValidateResult
+plan_snapshot = plan
+validate_datalake = validate
+
+
+def run_etl_group(config: PipelineConfig, group_manifest: str) -> EtlResult:
+    """:func:`etl` under its earlier name and argument order."""
+    return etl(group_manifest, config)
+
+
+def compact_group(config: PipelineConfig, group_manifest: str) -> CompactResult:
+    """:func:`compact` under its earlier name and argument order."""
+    return compact(group_manifest, config)
+
 
 __all__ = [
-    "STAGES",
-    "CompactGroupResult",
-    "CompactionPlan",
+    "CompactResult",
     "ConfigError",
     "CsvOptions",
     "DbSnapLakeError",
     "DetectedSource",
-    "EtlGroupResult",
+    "EtlResult",
     "FolderOptions",
     "InlineExecutor",
     "Manifest",
@@ -66,11 +98,14 @@ __all__ = [
     "MultiTableResult",
     "NoProgress",
     "PipelineConfig",
+    "PlanCompactionResult",
     "PlanResult",
     "Progress",
     "PublishResult",
+    "RecordError",
     "RunLockedError",
     "RunResult",
+    "RunSettings",
     "RunStatus",
     "S3Location",
     "SchemaConflictError",
@@ -81,17 +116,20 @@ __all__ = [
     "SourceRunConfig",
     "StageError",
     "StageStatus",
+    "StorageError",
     "TableRun",
     "TableSettings",
     "TableSnapshot",
     "TransformError",
+    "ValidateResult",
     "ValidationError",
-    "ValidationResult",
     "Version",
     "build_manifest",
     "build_source_manifests",
-    "compact_group",
+    "compact",
+    "config_from_plan",
     "detect_source",
+    "etl",
     "format_size",
     "latest_root",
     "list_versions",
@@ -101,17 +139,17 @@ __all__ = [
     "parse_size",
     "parse_sort_keys",
     "partition_path",
+    "plan",
     "plan_compaction",
-    "plan_snapshot",
+    "publish",
     "publish_snapshot",
     "read_manifest",
     "remove_old_versions",
-    "run_etl_group",
     "run_pipeline",
     "run_source",
     "run_status",
     "source_run_config",
-    "validate_datalake",
+    "validate",
     "write_manifest",
     "write_source_manifests",
 ]

@@ -9,12 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import storage
-from .config import PipelineConfig
-from .location import S3Location
-from .manifest_builder import build_manifest
-from .progress import NoProgress, Progress
-from .sorting import SortKey
+from dbsnaplake import storage
+from dbsnaplake.config.settings import PipelineConfig, SortKey
+from dbsnaplake.layout import S3Location
+from dbsnaplake.progress import NoProgress, Progress
+from dbsnaplake.sources.folder import build_manifest
 
 DEMO_TRANSFORM = (
     "SELECT *, CAST(EXTRACT(YEAR FROM order_time) AS VARCHAR) AS year, "

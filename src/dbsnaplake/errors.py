@@ -31,5 +31,9 @@ class ValidationError(DbSnapLakeError):
     """The data lake does not hold what the snapshot held."""
 
 
+class RecordError(DbSnapLakeError):
+    """A stored record (a manifest, a state marker) is of another kind than expected, or unreadable."""
+
+
 class RunLockedError(DbSnapLakeError):
     """Another run is working in the same staging area."""

@@ -1,7 +1,9 @@
-"""Manifests: a summary JSON (``manifest``, ``size``, ``n_record``, extras) and a data Parquet (one row per file).
+"""Manifests: a summary JSON and a data Parquet (one row per file).
 
-The format is the one the original dbsnaplake and s3manifesto read and write, so existing manifests load.
-File lists are Arrow tables throughout, never per-row Python objects.
+The summary is s3manifesto's (``manifest``: the data file's URI, ``size``, ``n_record``, ``fingerprint``,
+``details``), so the original dbsnaplake's tools read ours, and theirs (extras at the top level) load too.
+A group manifest's ``details`` is its header record (:mod:`dbsnaplake.records`); reading a group manifest as
+the wrong kind fails naming the URI and the kind it is. File lists are Arrow tables, never per-row objects.
 """
 
 from __future__ import annotations
@@ -9,22 +11,27 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import storage
-from .errors import SnapshotError
+from dbsnaplake import storage
+from dbsnaplake.errors import RecordError, SnapshotError
+from dbsnaplake.progress import Progress
+from dbsnaplake.records import ManifestSummary, Record, SnapshotDetails, StoredRecord
+from dbsnaplake.storage.parallel import map_io
 
 URI, SIZE, N_RECORD, ETAG = "uri", "size", "n_record", "etag"
-READER = "reader"
-"""Summary key a source sets to say how its files are read: ``{"format": ..., "schema": ..., ...}`` (see
-:func:`dbsnaplake.readers.read_snapshot_file`); planning copies it into every snapshot file group."""
+PARTITION = "partition"
+"""A staging manifest's column: the hive path of each staging file's partition."""
 FILES_SCHEMA = pa.schema([(URI, pa.string()), (SIZE, pa.int64()), (N_RECORD, pa.int64()), (ETAG, pa.string())])
+
+
+H = TypeVar("H", bound=StoredRecord)
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,8 @@ class Manifest:
     summary_uri: str
     data_uri: str
     files: pa.Table
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """The summary's ``details``: a group manifest's header, a snapshot manifest's source and reader."""
     digest: str = ""
     """SHA-256 of the summary and data bytes as read: tells whether a manifest changed between two runs."""
 
@@ -56,6 +64,19 @@ class Manifest:
 
     def column(self, name: str) -> list[Any]:
         return list(self.files[name].to_pylist())
+
+    def header(self, kind: type[H]) -> H:
+        """The group manifest's header record; a manifest of another kind fails naming the URI and its kind."""
+        if "kind" not in self.details:
+            raise RecordError(
+                f"{self.summary_uri} is not a {kind.KIND} manifest: it has no header (a snapshot manifest?)"
+            )
+        return kind.from_dict(self.details, self.summary_uri)
+
+    @property
+    def snapshot_details(self) -> SnapshotDetails:
+        """A snapshot manifest's source and reader (both optional)."""
+        return SnapshotDetails.from_dict(self.details, self.summary_uri)
 
 
 def data_uri_for(summary_uri: str) -> str:
@@ -103,7 +124,7 @@ def read_manifest(summary_uri: str) -> Manifest:
     summary_uri = storage.normalize_uri(summary_uri)
     digest = hashlib.sha256()
     if summary_uri.endswith(".parquet"):
-        summary: dict[str, Any] = {"manifest": summary_uri}
+        summary = ManifestSummary(manifest=summary_uri)
     else:
         try:
             raw = storage.read_bytes(summary_uri)
@@ -114,14 +135,13 @@ def read_manifest(summary_uri: str) -> Manifest:
             ) from None
         digest.update(raw)
         try:
-            summary = json.loads(raw)
-            data_uri = summary["manifest"]
-        except (ValueError, KeyError, TypeError):
+            summary = ManifestSummary.from_dict(json.loads(raw), summary_uri)
+        except (ValueError, RecordError):
             raise SnapshotError(
                 f"manifest summary {summary_uri} is not a JSON object with a 'manifest' key "
                 "pointing to the manifest-data Parquet file"
             ) from None
-    data_uri = storage.normalize_uri(str(summary["manifest"]))
+    data_uri = storage.normalize_uri(str(summary.manifest))
     try:
         data = storage.read_bytes(data_uri)
         digest.update(data)
@@ -130,21 +150,39 @@ def read_manifest(summary_uri: str) -> Manifest:
         raise SnapshotError(f"manifest data file not found: {data_uri} (named by {summary_uri})") from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise SnapshotError(f"manifest data file {data_uri} is not a readable Parquet file: {exc}") from None
-    extra = {k: v for k, v in summary.items() if k not in ("manifest", SIZE, N_RECORD)}
     files = _normalize_files(table, data_uri)
-    return Manifest(summary_uri=summary_uri, data_uri=data_uri, files=files, extra=extra, digest=digest.hexdigest())
+    return Manifest(summary_uri, data_uri, files, dict(summary.details), digest.hexdigest())
+
+
+def read_group_manifest(summary_uri: str, kind: type[H]) -> tuple[Manifest, H]:
+    """A group manifest and its header, which must be of ``kind``."""
+    manifest = read_manifest(summary_uri)
+    return manifest, manifest.header(kind)
 
 
 def write_manifest(
-    summary_uri: str, files: pa.Table, extra: Mapping[str, Any] | None = None, data_uri: str | None = None
+    summary_uri: str, files: pa.Table, details: Mapping[str, Any] | Record | None = None, data_uri: str | None = None
 ) -> Manifest:
     """Write the data Parquet first, then the summary JSON that points to it (so a summary is never dangling)."""
     data_uri = data_uri or data_uri_for(summary_uri)
     files = _normalize_files(files, data_uri)
     buffer = io.BytesIO()
     pq.write_table(files, buffer, compression="zstd")
-    storage.write_bytes(data_uri, buffer.getvalue())
-    manifest = Manifest(summary_uri=summary_uri, data_uri=data_uri, files=files, extra=dict(extra or {}))
-    summary = {"manifest": data_uri, SIZE: manifest.size, N_RECORD: manifest.n_record, **manifest.extra}
-    storage.write_bytes(summary_uri, json.dumps(summary, indent=2, default=str).encode())
+    data = buffer.getvalue()
+    storage.write_bytes(data_uri, data)
+    shown = details.to_dict() if isinstance(details, Record) else dict(details or {})
+    manifest = Manifest(summary_uri=summary_uri, data_uri=data_uri, files=files, details=shown)
+    summary = ManifestSummary(
+        manifest=data_uri,
+        size=manifest.size,
+        n_record=manifest.n_record,
+        fingerprint=hashlib.sha256(data).hexdigest(),
+        details=shown,
+    )
+    storage.write_bytes(summary_uri, json.dumps(summary.to_dict(), indent=2, default=str).encode())
     return manifest
+
+
+def read_group_manifests(uris: Sequence[str], kind: type[H], progress: Progress | None = None) -> list[tuple[Manifest, H]]:
+    """Many group manifests of one kind, read in parallel."""
+    return map_io(lambda uri: read_group_manifest(uri, kind), list(uris), progress)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import ConfigError
+from dbsnaplake.errors import ConfigError
 
 _UNITS = {
     "": 1,

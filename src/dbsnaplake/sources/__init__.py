@@ -11,14 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from .. import storage
-from ..errors import ConfigError, SnapshotError
-from ..progress import NoProgress, Progress
-from ..storage import ObjectInfo
-from . import dynamodb_export, folder, rds_export
-from .base import ManifestUriFor, SourceBuildResult, TableSnapshot
-from .dynamodb_export import DynamoDBOptions
-from .folder import CsvOptions, FolderOptions
+from dbsnaplake import storage
+from dbsnaplake.errors import ConfigError, SnapshotError
+from dbsnaplake.progress import NoProgress, Progress
+from dbsnaplake.records import CsvOptions
+from dbsnaplake.sources import folder
+from dbsnaplake.sources.base import ManifestUriFor, SourceBuildResult, TableSnapshot
+from dbsnaplake.sources.dynamodb import export as dynamodb_export
+from dbsnaplake.sources.dynamodb.export import DynamoDBOptions
+from dbsnaplake.sources.folder import FolderOptions
+from dbsnaplake.sources.rds import export as rds_export
+from dbsnaplake.storage import ObjectInfo
 
 SOURCES: tuple[tuple[ModuleType, str], ...] = (
     # (module, what it looks like): asked in this order

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..manifest import Manifest
-from ..units import format_size
+from dbsnaplake.manifest import Manifest
+from dbsnaplake.units import format_size
 
 ManifestUriFor = Callable[[str, str, "str | None"], str]
 """``(database, table, snapshot_time) -> URI of the manifest summary JSON to write for that table``."""

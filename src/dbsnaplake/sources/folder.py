@@ -12,157 +12,38 @@ the types by pyarrow. Options that differ from what a plain manifest reads go in
 from __future__ import annotations
 
 import csv as pycsv
+import dataclasses
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import pyarrow as pa
-
-from .. import storage
-from ..concurrency import map_io
-from ..errors import ConfigError, SnapshotError
-from ..manifest import READER, Manifest, data_uri_for, files_table, write_manifest
-from ..progress import NoProgress, Progress
-from ..readers import (
+from dbsnaplake import storage
+from dbsnaplake.config.settings import SourceSettings
+from dbsnaplake.errors import ConfigError, SnapshotError
+from dbsnaplake.frames.readers import (
     CSV,
     PARQUET,
-    CsvFormat,
     FileToRead,
     ReadResult,
     count_records,
+    csv_format,
     detect_format,
     is_ignorable,
     read_table,
     sniff_delimiter,
     text_head,
 )
-from ..storage import ObjectInfo
-from .base import ManifestUriFor, SourceBuildResult, TableSnapshot
+from dbsnaplake.manifest import Manifest, data_uri_for, files_table, write_manifest
+from dbsnaplake.progress import NoProgress, Progress
+from dbsnaplake.records import CsvOptions, SnapshotDetails, SnapshotReader
+from dbsnaplake.sources.base import ManifestUriFor, SourceBuildResult, TableSnapshot
+from dbsnaplake.storage import ObjectInfo
+from dbsnaplake.storage.parallel import map_io
+from dbsnaplake.units import format_size
 
 KIND = "folder"
 READER_FORMAT = "files"
-
-# ---- CSV options: what a user may say about CSV files ---------------------------------------------------------
-
-_SIMPLE_TYPES: dict[str, pa.DataType] = {
-    **{f"int{bits}": getattr(pa, f"int{bits}")() for bits in (8, 16, 32, 64)},
-    **{f"uint{bits}": getattr(pa, f"uint{bits}")() for bits in (8, 16, 32, 64)},
-    "float32": pa.float32(),
-    "float": pa.float64(),
-    "float64": pa.float64(),
-    "double": pa.float64(),
-    "bool": pa.bool_(),
-    "boolean": pa.bool_(),
-    "string": pa.string(),
-    "str": pa.string(),
-    "utf8": pa.string(),
-    "text": pa.string(),
-    "varchar": pa.string(),
-    "large_string": pa.large_string(),
-    "binary": pa.binary(),
-    "date": pa.date32(),
-    "date32": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-}
-_PARAMETRIC = re.compile(r"^(?P<name>[a-z0-9_]+)\s*[\[(]\s*(?P<args>[^\])]*)[\])]$")
-TYPE_NAMES = (
-    "int8..int64, uint8..uint64, float32, float64, bool, string, binary, date, timestamp[us, UTC], decimal(12,2)"
-)
-
-
-def parse_type(text: str) -> pa.DataType:
-    """An Arrow type from its usual spelling: ``int64``, ``string``, ``decimal(12,2)``, ``timestamp[ms, UTC]``."""
-    spelled = text.strip().lower()
-    if spelled in _SIMPLE_TYPES:
-        return _SIMPLE_TYPES[spelled]
-    match = _PARAMETRIC.match(spelled)
-    if match:
-        name = match["name"]
-        args = [a.strip() for a in match["args"].split(",") if a.strip()]
-        try:
-            if name in ("decimal", "decimal128", "numeric") and 1 <= len(args) <= 2:
-                precision, scale = int(args[0]), int(args[1]) if len(args) == 2 else 0
-                return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
-            if name == "timestamp" and 1 <= len(args) <= 2:
-                zone = args[1].removeprefix("tz=").upper() if len(args) == 2 else None
-                return pa.timestamp(args[0], zone)
-        except (ValueError, pa.ArrowInvalid):
-            pass
-    raise ConfigError(f"unknown column type {text!r}: use one of {TYPE_NAMES}")
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas outside brackets: ``id=int64,price=decimal(12,2)`` → two items."""
-    items, depth, current = [], 0, ""
-    for char in text:
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        if char == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += char
-    items.append(current)
-    return [item.strip() for item in items if item.strip()]
-
-
-def parse_column_types(text: str) -> tuple[tuple[str, str], ...]:
-    """``"id=int64,price=decimal(12,2)"`` → ``(("id", "int64"), ("price", "decimal(12,2)"))``, each type checked."""
-    pairs = []
-    for item in _split_top_level(text):
-        column, sep, spelled = item.partition("=")
-        if not sep or not column.strip() or not spelled.strip():
-            raise ConfigError(f"CSV column types: {item!r} is not column=type (example: id=int64,price=decimal(12,2))")
-        parse_type(spelled)
-        pairs.append((column.strip(), spelled.strip()))
-    return tuple(pairs)
-
-
-def parse_delimiter(text: str) -> str:
-    """A one-character delimiter; ``\\t`` and ``tab`` mean TAB."""
-    delimiter = "\t" if text in ("\\t", "tab", "TAB") else text
-    if len(delimiter) != 1:
-        raise ConfigError(f"CSV delimiter must be one character (or \\t for TAB), got {text!r}")
-    return delimiter
-
-
-@dataclass(frozen=True)
-class CsvOptions:
-    """What the user says about the folder's CSV files; ``None`` and empty fields are inferred."""
-
-    delimiter: str | None = None
-    header: bool | None = None
-    """``None``: a header unless the first CSV file's first row holds a number or a date."""
-    column_names: tuple[str, ...] = ()
-    column_types: tuple[tuple[str, str], ...] = ()
-    """``(column, type spelling)`` pairs, e.g. ``("price", "decimal(12,2)")`` (see :func:`parse_type`)."""
-
-    def to_format(self) -> CsvFormat:
-        types = {column: parse_type(spelled) for column, spelled in self.column_types}
-        return CsvFormat(self.delimiter, self.header, self.column_names, types)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "delimiter": self.delimiter,
-            "header": self.header,
-            "column_names": list(self.column_names),
-            "column_types": dict(self.column_types),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> CsvOptions:
-        data = data or {}
-        return cls(
-            delimiter=data.get("delimiter"),
-            header=data.get("header"),
-            column_names=tuple(data.get("column_names") or ()),
-            column_types=tuple((data.get("column_types") or {}).items()),
-        )
-
 
 @dataclass(frozen=True)
 class FolderOptions:
@@ -174,10 +55,21 @@ class FolderOptions:
     count_text_records: bool = True
     """Read text files to count their records now; ``False`` leaves them unknown for the ETL stage to count."""
 
+    @classmethod
+    def of(cls, settings: SourceSettings) -> FolderOptions:
+        """A folder source's options from the run's settings (``--table-name``, ``--csv-*``, ...)."""
+        csv = CsvOptions(
+            delimiter=settings.csv_delimiter,
+            header=settings.csv_header,
+            column_names=settings.csv_column_names,
+            column_types=settings.csv_column_types,
+        )
+        return cls(name=settings.table_name, csv=csv, count_text_records=settings.count_text_records)
 
-def read_file(file: FileToRead, reader: Mapping[str, Any], on_bad_value: str) -> ReadResult:
+
+def read_file(file: FileToRead, reader: SnapshotReader, on_bad_value: str) -> ReadResult:
     """The ETL stage's reader for ``{"format": "files", "csv": {...}}``: any data file, CSV with these options."""
-    return ReadResult(read_table(file.uri, file.size, CsvOptions.from_json(reader.get("csv")).to_format()))
+    return ReadResult(read_table(file.uri, file.size, csv_format(reader.csv or CsvOptions())))
 
 
 # ---- the source: looks_like and build ----------------------------------------------------------------------
@@ -243,14 +135,14 @@ def _resolve_csv(csv_files: list[ObjectInfo], options: CsvOptions) -> tuple[CsvO
         head = text_head(first)
         default = "\t" if ".tsv" in storage.base_name(first).lower() else ","
         if not first_row_is_header(head, options.delimiter or sniff_delimiter(head, default)):
-            options = CsvOptions(options.delimiter, False, options.column_names, options.column_types)
+            options = dataclasses.replace(options, header=False)
             names = "the names given" if options.column_names else "columns f0, f1, ..."
             notes.append(
                 f"CSV: the first row of {storage.base_name(first)} holds a number or a date, so CSV files are read "
                 f"without a header row ({names}); pass --csv-header if that row is one"
             )
     if options.column_types:
-        columns = read_table(first, csv_files[0].size, options.to_format()).column_names
+        columns = read_table(first, csv_files[0].size, csv_format(options)).column_names
         missing = [c for c, _ in options.column_types if c not in columns]
         if missing:
             raise ConfigError(
@@ -282,12 +174,12 @@ def build_folder_manifest(
         raise SnapshotError(f"no data files under {source}: check the path (supported: Parquet, CSV, NDJSON, JSON)")
     kinds = [detect_format(i.uri).kind for i in infos]
     csv, notes = _resolve_csv([i for i, k in zip(infos, kinds, strict=True) if k == CSV], options.csv)
-    csv_format = csv.to_format()
+    parse_as = csv_format(csv)
 
     def count(info: ObjectInfo) -> int | None:
         if detect_format(info.uri).kind != PARQUET and not options.count_text_records:
             return None
-        return count_records(info.uri, info.size, csv_format)
+        return count_records(info.uri, info.size, parse_as)
 
     progress.start("count records", len(infos))
     counts = map_io(count, infos, progress)
@@ -305,11 +197,9 @@ def build_folder_manifest(
             "as it reads them)"
         )
     files = files_table([i.uri for i in infos], [i.size for i in infos], counts, [i.etag for i in infos])
-    extra: dict[str, Any] = {"source": source}
-    if csv != CsvOptions():
-        extra[READER] = {"format": READER_FORMAT, "csv": csv.to_json()}
+    reader = SnapshotReader(format=READER_FORMAT, csv=csv) if csv != CsvOptions() else None
     database, table = table_name(source, options.name)
-    manifest = write_manifest(out, files, extra=extra)
+    manifest = write_manifest(out, files, SnapshotDetails(reader=reader, source=source))
     return FolderManifest(manifest, database, table, n_text if options.count_text_records else 0, tuple(notes))
 
 
@@ -326,3 +216,28 @@ def build(
     m = built.manifest
     snapshot = TableSnapshot.of(m, f"{database}.{table}", database, table, snapshot_time=None)
     return SourceBuildResult(KIND, storage.as_dir(source), (snapshot,), notes=built.notes)
+
+
+@dataclass(frozen=True)
+class ManifestBuildResult:
+    manifest: Manifest
+    n_read_for_counts: int
+    """Text files whose records were counted by reading them (Parquet counts come from footers)."""
+
+    def __str__(self) -> str:
+        m = self.manifest
+        records = f"{m.n_record:,}" if m.n_record is not None else "unknown"
+        how = f"; {self.n_read_for_counts} text files were read to count records" if self.n_read_for_counts else ""
+        return (
+            f"manifest {m.summary_uri}: {m.n_file:,} files, {format_size(m.size)}, {records} records "
+            f"(Parquet counts from footers{how})"
+        )
+
+
+def build_manifest(
+    source: str, out: str, progress: Progress | None = None, options: FolderOptions | None = None
+) -> ManifestBuildResult:
+    """List every data file below ``source``, count its records and write the manifest at ``out``."""
+    listing = storage.list_files(storage.as_dir(source))
+    built = build_folder_manifest(source, listing, out, options, progress)
+    return ManifestBuildResult(built.manifest, built.n_read_for_counts)

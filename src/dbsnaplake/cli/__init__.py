@@ -1,0 +1,367 @@
+"""The ``dbsnaplake`` command: a thin layer over the library.
+
+Every command calls the library; one handler turns a :class:`DbSnapLakeError` into a one-line message on stderr
+and exit code 1. Progress bars and notes go to stderr, results to stdout. Options are derived from the settings'
+declarations (:mod:`.options`). The library's stages load inside the commands, so ``dbsnaplake --help`` starts
+without importing Arrow, Polars or the S3 client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from dbsnaplake import __version__
+from dbsnaplake.cli.options import given_settings, setting_options
+from dbsnaplake.cli.output import RichProgress, console, err_console, print_error, print_json, print_result
+from dbsnaplake.config.settings import PipelineConfig, Roots, RunSettings, SourceSettings, TableSettings
+from dbsnaplake.errors import ConfigError, DbSnapLakeError
+from dbsnaplake.units import format_size
+
+PIPELINE = (Roots, RunSettings, TableSettings, PipelineConfig)
+"""The settings of one table's pipeline (``--staging``, ``--workers``, ``--partition-by``, ``--manifest``, ...)."""
+SOURCE_OPTIONS = ("source", "only")
+DEFAULT_MANIFEST_FOLDER = "./dbsnaplake-manifests/"
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DbSnapLakeError as exc:
+            print_error(str(exc))
+            _exit(1)
+        except KeyboardInterrupt:
+            err_console.print("interrupted: rerun the same command to resume")
+            _exit(130)
+        except OSError as exc:  # the local file system refused something outside the storage layer
+            print_error(f"{exc} — check the path and its permissions, then rerun to resume")
+            _exit(1)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit at once, once the error is printed: every pool and lock was released on the way out. Skipping the
+    interpreter's teardown avoids a rare abort ("terminate called without an active exception") when native
+    thread pools (Arrow, Polars, obstore) are torn down while still busy, which turned exit code 1 into -6."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__)
+def main() -> None:
+    """Turn a database snapshot export into a hive-partitioned, compacted, validated Parquet data lake.
+
+    Start with 'dbsnaplake demo'. Stages: plan → etl → plan-compaction → compact → validate → publish; 'run' does all.
+    """
+
+
+def _pipeline_config(given: dict[str, Any]) -> PipelineConfig:
+    return PipelineConfig.of(given.pop("staging", None), given.pop("datalake", None), **given)
+
+
+def _planned(staging: str | None, given: dict[str, Any]) -> PipelineConfig:
+    """A stage command's settings: the plan's, with the options given on top (checked against the plan)."""
+    from dbsnaplake.run.pipeline import config_from_plan
+
+    if not staging:
+        raise ConfigError("missing option --staging: pass the staging folder the run was planned in")
+    return config_from_plan(staging, given)
+
+
+def _run_pipeline(config: PipelineConfig, fresh: bool = False) -> None:
+    from dbsnaplake.run.executors import make_executor
+    from dbsnaplake.run.pipeline import run_pipeline
+
+    with RichProgress() as progress, make_executor(config.executor, config.workers) as pool:
+        result = run_pipeline(config, pool, progress, fresh=fresh)
+    print_result(result)
+    console.print(f"data lake : {result.plan.version_root}", highlight=False)
+
+
+@main.command()
+@click.option("--dir", "root", default="./dbsnaplake-demo", show_default=True, help="Where the demo writes.")
+@setting_options(RunSettings, exclude=("inspect_files", "on_bad_value", "publish", "snapshot_time", "retries"))
+def demo(root: str, **options: Any) -> None:
+    """Generate a sample orders snapshot (~200 Parquet files, ~150 MB) and run every stage on it.
+
+    Example: dbsnaplake demo --dir /tmp/demo
+    """
+    from dbsnaplake.demo import prepare_demo
+
+    given = given_settings(options, RunSettings)
+    with RichProgress() as progress:
+        config = prepare_demo(root, given.get("workers", RunSettings().workers), progress)
+    _run_pipeline(dataclasses.replace(config, **given))
+
+
+@main.command()
+@setting_options(Roots, SourceSettings, RunSettings, TableSettings, PipelineConfig)
+@click.option(
+    "--config", "config_file", default=None, help='TOML settings: source, roots, [tables."db.table"] sections.'
+)
+@click.option("--fresh", is_flag=True, help="Discard what earlier runs did in this staging area; start over.")
+def run(config_file: str | None, fresh: bool, **options: Any) -> None:
+    """Run (or resume) every stage over a worker pool: local processes by default, or a Dask cluster.
+
+    A rerun after a crash or a failure resumes: finished groups are skipped, and the data lake is published
+    (committed) only once it is complete and validated.
+
+    With --source (or a --config file naming one) the manifests are built first: a folder of data files is one
+    table (STAGING and DATALAKE as given); an export's tables each get DATALAKE/<database>/<table>/ and
+    STAGING/<database>/<table>/snapshot=<time>/, and run one after another.
+
+    Example: dbsnaplake run --manifest s3://b/p/manifest-summary.json --staging s3://b/staging/db/t/snapshot=2024-01-01/
+    --datalake s3://b/datalake/db/t/ --partition-by year --sort-by order_time
+    --transform "SELECT *, CAST(EXTRACT(YEAR FROM order_time) AS VARCHAR) AS year FROM snapshot"
+
+    Example: dbsnaplake run --source s3://b/exports/export-2024-01-01/ --staging s3://b/staging/ --datalake s3://b/datalake/
+
+    Example: dbsnaplake run --config dbsnaplake.toml --only mydb.public.orders
+    """
+    tables = given_settings(options, TableSettings)
+    source = given_settings(options, SourceSettings)
+    run_given = given_settings(options, Roots, RunSettings, PipelineConfig)
+    if source.get("source") is not None or config_file is not None:
+        _run_source(config_file, fresh, source, run_given, tables)
+        return
+    if source:
+        flags = ", ".join("--" + k.replace("_", "-") for k in source)
+        raise ConfigError(f"{flags}: these options go with --source (or --config)")
+    _run_pipeline(_pipeline_config({**run_given, **tables}), fresh)
+
+
+def _run_source(
+    config_file: str | None, fresh: bool, source: dict[str, Any], given: dict[str, Any], tables: dict[str, Any]
+) -> None:
+    """``run --source`` / ``run --config``: options given on the command line override the config file's."""
+    from dbsnaplake.config.file import load_config, source_run_config
+    from dbsnaplake.run.executors import make_executor
+    from dbsnaplake.run.tables import run_source
+
+    if "snapshot_manifest" in given:
+        raise ConfigError(
+            "--manifest and --source/--config are mutually exclusive: --manifest runs an existing manifest, "
+            "--source builds the manifests from the snapshot — pass one of them"
+        )
+    config = source_run_config(load_config(config_file) if config_file else None, {**given, **source}, tables)
+    with RichProgress() as progress, make_executor(config.executor, config.workers) as pool:
+        result = run_source(config, pool, progress, fresh)
+    print_result(result)
+    if not result.ok:
+        print_error(
+            f"table(s) {', '.join(result.failed)} failed (see above); rerun with --only {','.join(result.failed)} "
+            "once fixed"
+        )
+        sys.exit(1)
+
+
+@main.command()
+@setting_options(*PIPELINE)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def plan(output: str, **options: Any) -> None:
+    """Stage 1: inspect the snapshot and write one manifest per snapshot file group, and the plan (with every
+    setting: the other stage commands read theirs from it).
+
+    Example: dbsnaplake plan --staging ./staging --datalake ./lake --partition-by year --output json
+    """
+    from dbsnaplake.run.lock import run_lock
+    from dbsnaplake.stages.plan import plan as plan_stage
+
+    config = _pipeline_config(given_settings(options, *PIPELINE))
+    with run_lock(config.location), RichProgress() as progress:
+        result = plan_stage(config, progress)
+    if output == "json":
+        print_json(list(result.group_manifests))
+    else:
+        print_result(result)
+
+
+def _group_config(group_manifest: str, options: dict[str, Any]) -> PipelineConfig | None:
+    """The options given to ``etl``/``compact``, checked against the plan; ``None`` when none were given."""
+    from dbsnaplake.layout import parse_group_manifest
+
+    given = given_settings(options, *PIPELINE)
+    if not given:
+        return None
+    return _planned(parse_group_manifest(group_manifest).staging, given)
+
+
+@main.command()
+@click.option("--group-manifest", required=True, help="A snapshot file group's manifest-summary-N.json.")
+@setting_options(*PIPELINE)
+def etl(group_manifest: str, **options: Any) -> None:
+    """Stage 2: ETL one snapshot file group into the staging lake; prints a JSON result.
+
+    The settings are the plan's: pass the group manifest and nothing else (an option that contradicts the plan is
+    refused). Example: dbsnaplake etl
+    --group-manifest ./staging/manifests/snapshot-file-groups/manifest-summary/manifest-summary-1.json
+    """
+    from dbsnaplake.stages.etl import etl as etl_stage
+
+    print_json(etl_stage(group_manifest, _group_config(group_manifest, options)).to_dict())
+
+
+@main.command("plan-compaction")
+@setting_options(*PIPELINE)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def plan_compaction_command(output: str, **options: Any) -> None:
+    """Stage 3: pack staging files into partition file groups of about the target size.
+
+    Example: dbsnaplake plan-compaction --staging ./staging --output json
+    """
+    from dbsnaplake.run.lock import run_lock
+    from dbsnaplake.stages.plan_compaction import plan_compaction
+
+    given = given_settings(options, *PIPELINE)
+    config = _planned(given.get("staging"), given)
+    with run_lock(config.location), RichProgress() as progress:
+        result = plan_compaction(config, progress)
+    if output == "json":
+        print_json(list(result.group_manifests))
+    else:
+        print_result(result)
+
+
+@main.command()
+@click.option("--group-manifest", required=True, help="A partition file group's manifest-summary-N.json.")
+@setting_options(*PIPELINE)
+def compact(group_manifest: str, **options: Any) -> None:
+    """Stage 4: compact one partition file group into the data lake; prints a JSON result.
+
+    The settings are the plan's: pass the group manifest and nothing else. Example: dbsnaplake compact
+    --group-manifest ./staging/manifests/partition-file-groups/manifest-summary/manifest-summary-1.json
+    """
+    from dbsnaplake.stages.compact import compact as compact_stage
+
+    print_json(compact_stage(group_manifest, _group_config(group_manifest, options)).to_dict())
+
+
+@main.command()
+@setting_options(*PIPELINE)
+def validate(**options: Any) -> None:
+    """Stage 5: compare the data lake with the snapshot (files, bytes, records, per partition).
+
+    Exits 1 when records do not match. Example: dbsnaplake validate --staging ./staging
+    """
+    from dbsnaplake.stages.validate import validate as validate_stage
+
+    given = given_settings(options, *PIPELINE)
+    with RichProgress() as progress:
+        result = validate_stage(_planned(given.get("staging"), given), progress)
+    print_result(result)
+
+
+@main.command("publish")
+@setting_options(*PIPELINE)
+def publish_command(**options: Any) -> None:
+    """Stage 6: validate, then publish the data lake atomically (_SUCCESS, and _latest.json with --publish latest).
+
+    'run' does this itself; external orchestrators call it after the last compact group.
+    Example: dbsnaplake publish --staging ./staging
+    """
+    from dbsnaplake.run.pipeline import publish_snapshot
+
+    given = given_settings(options, *PIPELINE)
+    with RichProgress() as progress:
+        result = publish_snapshot(_planned(given.get("staging"), given), progress)
+    print_result(result or "already published by an earlier run")
+
+
+@main.command()
+@click.option("--staging", required=True, help="Staging root of the run.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status(staging: str, output: str) -> None:
+    """Where a run stands: per stage, planned / done / failed groups, bytes, records, and each failed group's error.
+
+    Example: dbsnaplake status --staging s3://b/staging/db/t/snapshot=2024-01-01T00:00:00Z/ --output json
+    """
+    from dbsnaplake.run.status import run_status
+
+    result = run_status(staging)
+    if output == "json":
+        click.echo(result.to_json())
+    else:
+        print_result(result)
+
+
+@main.group()
+def versions() -> None:
+    """Published versions of a data lake: list them, remove old ones."""
+
+
+@versions.command("list")
+@click.option("--datalake", required=True, help="A --publish latest data lake (static path).")
+def versions_list(datalake: str) -> None:
+    """List the version folders of a latest-only data lake, oldest first; * marks the current one.
+
+    Example: dbsnaplake versions list --datalake s3://b/datalake/db/orders/
+    """
+    from dbsnaplake.stages.publish import list_versions
+
+    for v in list_versions(datalake):
+        mark = "*" if v.current else " "
+        state = "committed" if v.committed else "uncommitted"
+        console.print(f"{mark} {v.root}  {state}, {v.n_file:,} files, {format_size(v.size)}", highlight=False)
+
+
+@versions.command("remove")
+@click.option("--datalake", default=None, help="A --publish latest data lake: remove its old versions.")
+@click.option(
+    "--keep", default=1, show_default=True, type=int, help="Committed versions to keep, the current one included."
+)
+@click.option("--version", "version_root", default=None, help="Remove this one version folder (a historical snapshot).")
+def versions_remove(datalake: str | None, keep: int, version_root: str | None) -> None:
+    """Remove old versions. The current version of a latest-only lake is never removed.
+
+    Examples: dbsnaplake versions remove --datalake s3://b/datalake/db/orders/ --keep 2;
+    dbsnaplake versions remove --version s3://b/datalake/db/orders_2021_01_01_08_30_00/
+    """
+    from dbsnaplake import storage
+    from dbsnaplake.stages.publish import remove_old_versions, remove_version_folder
+
+    if (datalake is None) == (version_root is None):
+        raise ConfigError("give either --datalake (remove old versions) or --version (remove one folder)")
+    if version_root is not None:
+        count = remove_version_folder(storage.as_dir(version_root))
+        console.print(f"removed {version_root} ({count:,} objects)", highlight=False)
+        return
+    assert datalake is not None
+    for v in remove_old_versions(datalake, keep):
+        console.print(f"removed {v.root} ({v.n_file:,} files, {format_size(v.size)})", highlight=False)
+
+
+@main.group()
+def manifest() -> None:
+    """Snapshot manifests."""
+
+
+@manifest.command("build")
+@click.argument("source")
+@click.option(
+    "--out",
+    default=DEFAULT_MANIFEST_FOLDER,
+    show_default=True,
+    help="A folder: each table's manifest goes to OUT/<database>/<table>/manifest-summary.json (data Parquet "
+    "beside it). For a folder of files, OUT may also be the summary JSON path itself.",
+)
+@setting_options(SourceSettings, exclude=SOURCE_OPTIONS)
+def manifest_build(source: str, out: str, **options: Any) -> None:
+    """Detect what SOURCE holds (an RDS/Aurora export, a DynamoDB export, or a folder of Parquet, CSV, NDJSON
+    or JSON files) and write its snapshot manifest(s).
+
+    Example: dbsnaplake manifest build s3://bucket/exports/mydb-2024-08-01/ --out s3://bucket/manifests/
+    """
+    from dbsnaplake.sources import DynamoDBOptions, FolderOptions, write_source_manifests
+
+    settings = SourceSettings(**given_settings(options, SourceSettings))
+    with RichProgress() as progress:
+        result = write_source_manifests(
+            source, out, progress, FolderOptions.of(settings), DynamoDBOptions(settings.dynamodb_maps)
+        )
+    print_result(result)

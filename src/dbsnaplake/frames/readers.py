@@ -1,0 +1,308 @@
+"""Read snapshot data files: Parquet, CSV, NDJSON and JSON arrays, plain or compressed (``.gz``, ``.zst``)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from dbsnaplake import storage
+from dbsnaplake.errors import ConfigError, SnapshotError
+from dbsnaplake.records import CsvOptions, SnapshotReader
+
+PARQUET, CSV, NDJSON = "parquet", "csv", "ndjson"
+_EXTENSIONS = {
+    ".parquet": PARQUET,
+    ".pq": PARQUET,
+    ".csv": CSV,
+    ".tsv": CSV,
+    ".ndjson": NDJSON,
+    ".jsonl": NDJSON,
+    ".json": NDJSON,
+}
+_COMPRESSION = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+SUPPORTED = (
+    "Parquet (.parquet), CSV (.csv, .tsv), NDJSON or JSON arrays (.ndjson, .jsonl, .json); "
+    "text formats may end in .gz or .zst"
+)
+IGNORED_NAMES = ("_SUCCESS", "_started", "_committed", ".crc", ".checksum")
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    kind: str
+    compression: str | None = None
+
+
+def detect_format(uri: str) -> FileFormat:
+    """The format of a data file, from its name; unknown names raise a :class:`SnapshotError`."""
+    name = storage.base_name(uri).lower()
+    found = _format_of_suffixes("." + ".".join(name.rsplit(".", 2)[1:]))  # at most two suffixes matter
+    if found is None:
+        raise SnapshotError(f"unknown file format: {uri} — supported: {SUPPORTED}")
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def _format_of_suffixes(name: str) -> FileFormat | None:
+    compression = None
+    for suffix, codec in _COMPRESSION.items():
+        if name.endswith(suffix):
+            compression, name = codec, name[: -len(suffix)]
+            break
+    for suffix, kind in _EXTENSIONS.items():
+        if name.endswith(suffix):
+            if kind == PARQUET and compression:
+                break
+            return FileFormat(kind, compression)
+    return None
+
+
+def is_ignorable(uri: str) -> bool:
+    """Markers and checksums that exports leave beside data files, and hidden files."""
+    name = storage.base_name(uri)
+    return name.startswith((".", "_")) or name.endswith(IGNORED_NAMES)
+
+
+@dataclass(frozen=True)
+class ParquetFooter:
+    schema: pa.Schema
+    n_record: int
+    uncompressed_size: int
+
+
+def read_parquet_footer(uri: str, size: int | None = None) -> ParquetFooter:
+    """Schema and row count from a Parquet footer: one ranged read, no data."""
+    try:
+        with storage.open_input_file(uri, size) as f:
+            meta = pq.ParquetFile(f).metadata
+            uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            return ParquetFooter(meta.schema.to_arrow_schema(), meta.num_rows, uncompressed)
+    except FileNotFoundError:
+        raise SnapshotError(f"file listed in the manifest is missing: {uri}") from None
+    except (pa.ArrowInvalid, OSError, pa.ArrowNotImplementedError) as exc:
+        raise SnapshotError(f"{uri} is not a readable Parquet file (corrupt or truncated?): {exc}") from None
+
+
+# ---- column types, as a user spells them (CSV options) ------------------------------------------------------
+
+_SIMPLE_TYPES: dict[str, pa.DataType] = {
+    **{f"int{bits}": getattr(pa, f"int{bits}")() for bits in (8, 16, 32, 64)},
+    **{f"uint{bits}": getattr(pa, f"uint{bits}")() for bits in (8, 16, 32, 64)},
+    "float32": pa.float32(),
+    "float": pa.float64(),
+    "float64": pa.float64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+    "str": pa.string(),
+    "utf8": pa.string(),
+    "text": pa.string(),
+    "varchar": pa.string(),
+    "large_string": pa.large_string(),
+    "binary": pa.binary(),
+    "date": pa.date32(),
+    "date32": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+}
+_PARAMETRIC = re.compile(r"^(?P<name>[a-z0-9_]+)\s*[\[(]\s*(?P<args>[^\])]*)[\])]$")
+TYPE_NAMES = (
+    "int8..int64, uint8..uint64, float32, float64, bool, string, binary, date, timestamp[us, UTC], decimal(12,2)"
+)
+
+
+def parse_type(text: str) -> pa.DataType:
+    """An Arrow type from its usual spelling: ``int64``, ``string``, ``decimal(12,2)``, ``timestamp[ms, UTC]``."""
+    spelled = text.strip().lower()
+    if spelled in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[spelled]
+    match = _PARAMETRIC.match(spelled)
+    if match:
+        name = match["name"]
+        args = [a.strip() for a in match["args"].split(",") if a.strip()]
+        try:
+            if name in ("decimal", "decimal128", "numeric") and 1 <= len(args) <= 2:
+                precision, scale = int(args[0]), int(args[1]) if len(args) == 2 else 0
+                return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+            if name == "timestamp" and 1 <= len(args) <= 2:
+                zone = args[1].removeprefix("tz=").upper() if len(args) == 2 else None
+                return pa.timestamp(args[0], zone)
+        except (ValueError, pa.ArrowInvalid):
+            pass
+    raise ConfigError(f"unknown column type {text!r}: use one of {TYPE_NAMES}")
+
+
+def csv_format(options: CsvOptions) -> CsvFormat:
+    """How to parse CSV files, from what the user said (column types checked here)."""
+    types = {column: parse_type(spelled) for column, spelled in options.column_types}
+    return CsvFormat(options.delimiter, options.header, options.column_names, types)
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How CSV files are parsed; the defaults infer what they can from each file."""
+
+    delimiter: str | None = None
+    """``None``: the most frequent of ``, TAB ; |`` in the first line (a ``.tsv`` file's tie goes to TAB)."""
+    header: bool | None = None
+    """Whether the first row names the columns; ``None`` (decided when the manifest is built) reads as ``True``."""
+    column_names: tuple[str, ...] = ()
+    """Names for the columns, replacing the header (or naming a header-less file's ``f0, f1, ...``)."""
+    column_types: Mapping[str, pa.DataType] = field(default_factory=dict)
+    """Types of some columns instead of the inferred ones; the others are still inferred."""
+
+
+SNIFF_BYTES = 64 * 1024
+CSV_DELIMITERS = (",", "\t", ";", "|")
+
+
+def _text_stream(data: bytes, compression: str | None) -> pa.NativeFile:
+    stream: pa.NativeFile = pa.BufferReader(data)
+    return pa.CompressedInputStream(stream, compression) if compression else stream
+
+
+def text_head(uri: str, data: bytes | None = None) -> bytes:
+    """The first 64 KiB of a text data file, decompressed."""
+    fmt = detect_format(uri)
+    raw = data if data is not None else storage.read_bytes(uri)
+    head: bytes = _text_stream(raw, fmt.compression).read(SNIFF_BYTES)
+    return head
+
+
+def sniff_delimiter(head: bytes, default: str = ",") -> str:
+    """The most frequent candidate delimiter in the first line, outside double quotes; ``default`` on a tie."""
+    line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    unquoted = "".join(line.split('"')[::2])
+    counts = {d: unquoted.count(d) for d in CSV_DELIMITERS}
+    best = max(CSV_DELIMITERS, key=lambda d: (counts[d], d == default))
+    return best if counts[best] else default
+
+
+def _read_csv(uri: str, data: bytes, compression: str | None, csv: CsvFormat) -> pa.Table:
+    default = "\t" if ".tsv" in storage.base_name(uri).lower() else ","
+    delimiter = csv.delimiter or sniff_delimiter(_text_stream(data, compression).read(SNIFF_BYTES), default)
+    header = csv.header is not False
+    read_options = pacsv.ReadOptions(
+        column_names=list(csv.column_names) or None,
+        autogenerate_column_names=not header and not csv.column_names,
+        skip_rows=1 if header and csv.column_names else 0,
+    )
+    return pacsv.read_csv(
+        _text_stream(data, compression),
+        read_options=read_options,
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        convert_options=pacsv.ConvertOptions(column_types=dict(csv.column_types)),
+    )
+
+
+def _read_json(uri: str, data: bytes, compression: str | None) -> pa.Table:
+    """NDJSON, or a JSON array of objects (a file whose first non-space byte is ``[``)."""
+    head = _text_stream(data, compression).read(SNIFF_BYTES).lstrip()
+    if not head:
+        return pa.table({})
+    if head[:1] == b"[":
+        rows = json.loads(_text_stream(data, compression).read())
+        if not all(isinstance(row, dict) for row in rows):
+            raise SnapshotError(f"{uri} is a JSON array whose items are not all objects: expected [{{...}}, {{...}}]")
+        if not rows:
+            return pa.table({})
+        data, compression = b"\n".join(json.dumps(row).encode() for row in rows), None  # same type inference
+    return pajson.read_json(_text_stream(data, compression))
+
+
+def read_table(uri: str, size: int | None = None, csv: CsvFormat | None = None) -> pa.Table:
+    """Read one whole data file into an Arrow table (one GET on S3); ``csv`` says how CSV files are parsed."""
+    fmt = detect_format(uri)
+    try:
+        if fmt.kind == PARQUET:
+            if storage.is_s3(uri):
+                return pq.read_table(pa.BufferReader(storage.read_bytes(uri)))
+            return pq.read_table(uri, memory_map=True)
+        data = storage.read_bytes(uri)
+        if fmt.kind == CSV:
+            return _read_csv(uri, data, fmt.compression, csv or CsvFormat())
+        return _read_json(uri, data, fmt.compression)
+    except FileNotFoundError:
+        raise SnapshotError(f"file listed in the manifest is missing: {uri}") from None
+    except json.JSONDecodeError as exc:
+        raise SnapshotError(f"cannot read {uri} as a JSON array: {exc}") from None
+    except (pa.ArrowInvalid, OSError, pa.ArrowNotImplementedError) as exc:
+        raise SnapshotError(f"cannot read {uri} as {fmt.kind}: {exc}") from None
+
+
+def count_records(uri: str, size: int | None = None, csv: CsvFormat | None = None) -> int:
+    """Exact record count: from the footer for Parquet, by reading the data for text formats."""
+    if detect_format(uri).kind == PARQUET:
+        return read_parquet_footer(uri, size).n_record
+    return int(read_table(uri, size, csv).num_rows)
+
+
+# ---- reading a snapshot file as its source says ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileToRead:
+    """One snapshot file as its manifest row describes it."""
+
+    uri: str
+    size: int | None
+    expected_records: int | None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    """The row's other columns (an export's checksum, batch, ...)."""
+    etag: str | None = None
+
+    def check_unchanged(self) -> storage.ObjectInfo:
+        """Refuse a file whose size or ETag differs from the manifest's: the snapshot changed during the run.
+        Returns what the store says of the file now."""
+        try:
+            found = storage.head(self.uri)
+        except FileNotFoundError:
+            raise SnapshotError(f"file listed in the manifest is missing: {self.uri}") from None
+        changed = (self.size is not None and found.size != self.size) or (
+            self.etag is not None and found.etag is not None and found.etag != self.etag
+        )
+        if changed:
+            raise SnapshotError(
+                f"{self.uri} changed after the manifest was written (manifest: {self.size} bytes, ETag {self.etag}; "
+                f"now: {found.size} bytes, ETag {found.etag}): a snapshot must not change while it is exported — "
+                "rebuild the manifest and rerun with --fresh"
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    table: pa.Table
+    n_bad_value: int = 0
+    """Values that did not parse as their type and became null (``--on-bad-value null``)."""
+
+
+SourceReader = Callable[[FileToRead, SnapshotReader, str], ReadResult]
+"""How a source reads one of its files: ``(file, the manifest's reader, on_bad_value) -> ReadResult``."""
+
+
+def read_snapshot_file(
+    file: FileToRead,
+    reader: SnapshotReader | None,
+    on_bad_value: str = "error",
+    source_readers: Mapping[str, SourceReader] | None = None,
+) -> ReadResult:
+    """Read one snapshot file the way its source says (the manifest's ``reader``, one of ``source_readers``), else
+    by its name's suffix."""
+    if reader is None:
+        return ReadResult(read_table(file.uri, file.size))
+    known = source_readers or {}
+    if reader.format not in known:
+        names = ", ".join(sorted(known)) or "none"
+        raise SnapshotError(
+            f"the snapshot manifest names reader format {reader.format!r}, which is not known (known: {names})"
+        )
+    return known[reader.format](file, reader, on_bad_value)

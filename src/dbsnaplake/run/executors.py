@@ -1,0 +1,159 @@
+"""Where group work runs: any ``concurrent.futures.Executor``. Inline for tests and debugging, a process pool
+by default, or a Dask cluster. Workers are top-level functions from plain, picklable data (a config and a group
+manifest URI) to plain data: every worker reads and writes the store itself, nothing large goes through the
+scheduler."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from dbsnaplake.errors import ConfigError
+
+T = TypeVar("T")
+EXECUTORS = ("process", "inline", "dask-local", "dask://HOST:PORT")
+DASK_EXTRA_HINT = "install the dask extra: pip install 'dbsnaplake[dask]'"
+DASK_CONNECT_SECONDS = 30
+PARENT_CHECK_SECONDS = 0.5
+
+
+class InlineExecutor(Executor):
+    """Runs each task at once, in this process: tracebacks and breakpoints work as usual."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def share_cores(threads: int) -> None:
+    """Worker start-up: use ``threads`` threads in Arrow and Polars, so the workers together do not
+    oversubscribe the cores (measured: ETL 10 % faster with 2 workers on 2 cores). Runs before Polars loads."""
+    os.environ.setdefault("POLARS_MAX_THREADS", str(threads))
+    import pyarrow as pa
+
+    pa.set_cpu_count(threads)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Worker start-up: end this worker when the process that started it dies (``kill -9`` of the orchestrator).
+    A pool worker would otherwise wait for tasks forever: it holds its task queue's write end itself."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="dbsnaplake-parent-watch", daemon=True).start()
+
+
+def init_pool_worker(threads: int, parent: int) -> None:
+    share_cores(threads)
+    exit_with_parent(parent)
+
+
+class ProcessPool(Executor):
+    """A pool of ``workers`` spawned processes that replaces itself when a worker process dies.
+
+    A killed worker breaks a ``ProcessPoolExecutor`` for good: its running tasks fail with
+    ``BrokenProcessPool``, and so does every later ``submit``. The pipeline retries the failed groups, and this
+    pool starts fresh processes for them."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_pool_worker,
+            initargs=(max(1, (os.cpu_count() or 1) // self._workers), os.getpid()),
+        )
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        try:
+            return self._pool.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        # after an error or Ctrl-C, do not wait for running groups: their done-markers let a rerun skip them,
+        # and a worker left running ends with this process (see exit_with_parent)
+        self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+
+
+class DaskExecutor(Executor):
+    """Tasks run on a Dask cluster through ``Client.get_executor()``; a worker that dies has its tasks rerun
+    elsewhere by the scheduler (every group task is idempotent). With no address, a local cluster of
+    ``workers`` single-threaded worker processes is started, and stopped on shutdown."""
+
+    def __init__(self, address: str | None, workers: int) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ConfigError(f"--executor dask needs Dask distributed: {DASK_EXTRA_HINT}") from None
+        self._cluster = None
+        if address is None:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            self._cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",  # a free port: None still binds 8787
+                env={"POLARS_MAX_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)},
+            )
+            address = self._cluster.scheduler_address
+        try:
+            self._client = Client(address, timeout=DASK_CONNECT_SECONDS)
+        except (OSError, TimeoutError) as exc:
+            if self._cluster is not None:
+                self._cluster.close()
+            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        self._executor = self._client.get_executor(pure=False)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        return getattr(self._client, "dashboard_link", None)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return self._executor.submit(fn, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait=wait)
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(kind: str, workers: int) -> Executor:
+    """Build the executor named by ``--executor``.
+
+    - ``process``: a pool of ``workers`` fresh processes (spawned, not forked: safe with Arrow's threads);
+    - ``inline``: this process, one task at a time;
+    - ``dask-local``: a local Dask cluster of ``workers`` processes;
+    - ``dask://host:port`` (or ``tcp://host:port``): the Dask scheduler at that address.
+    """
+    if kind == "dask-local":
+        return DaskExecutor(None, workers)
+    if kind.startswith(("dask://", "tcp://")):
+        return DaskExecutor("tcp://" + kind.split("://", 1)[1], workers)
+    if kind == "inline":
+        return InlineExecutor()
+    if kind == "process":
+        return ProcessPool(workers)
+    raise ConfigError(f"unknown --executor {kind!r}: use one of {', '.join(EXECUTORS)}")

@@ -1,0 +1,129 @@
+"""Run one worker call per group manifest over an executor: retry failures with backoff, keep what succeeded,
+and stop with one summary naming every group that kept failing.
+
+A failure is retried when it may pass on a second try: a worker process that died, an S3 or network error, an
+unexpected exception. Bad input (:class:`SnapshotError`, :class:`TransformError`, :class:`ConfigError`) fails
+the same way every time, so it is not retried. Every group that fails for good gets a ``failed-<n>.json``
+marker with its last error, which ``dbsnaplake status`` shows.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+from dbsnaplake.config.settings import PipelineConfig
+from dbsnaplake.errors import ConfigError, DbSnapLakeError, RecordError, SnapshotError, StageError, TransformError
+from dbsnaplake.layout import parse_group_manifest
+from dbsnaplake.ledger import Ledger, Stage
+from dbsnaplake.progress import Progress
+from dbsnaplake.storage import StorageError
+
+R = TypeVar("R")
+NOT_RETRIED = (SnapshotError, TransformError, ConfigError, RecordError)
+BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+SHOWN_FAILURES = 10
+WAKE_SECONDS = 0.5
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential with full jitter: ``attempt`` 1 waits up to 1 s, 2 up to 2 s, 3 up to 4 s ... (at most 30 s)."""
+    return float(random.uniform(0.5, 1.0) * min(MAX_BACKOFF_SECONDS, BACKOFF_SECONDS * 2 ** (attempt - 1)))
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, BrokenProcessPool):
+        return "the worker process died (killed, or out of memory) while running this group"
+    if isinstance(exc, DbSnapLakeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def is_retried(exc: BaseException) -> bool:
+    """A failure that may pass on a second try: not bad input, not a permanent storage refusal."""
+    if isinstance(exc, StorageError):
+        return exc.transient
+    return not isinstance(exc, NOT_RETRIED)
+
+
+def run_groups(
+    executor: Executor,
+    worker: Callable[[str, PipelineConfig], R],
+    config: PipelineConfig,
+    group_manifests: Sequence[str],
+    progress: Progress,
+    task: str,
+    stage: Stage,
+) -> list[R]:
+    """Run ``worker(uri, config)`` for every group manifest; return the results of all, or raise after the
+    other groups finished, naming each group that failed ``config.retries + 1`` times."""
+    ledger = Ledger(config.location)
+    progress.start(task, len(group_manifests))
+    results: list[R] = []
+    failures: dict[str, BaseException] = {}
+    attempts = dict.fromkeys(group_manifests, 0)
+    pending = list(group_manifests)
+    round_number = 0
+    while pending:
+        if round_number:
+            pause = backoff_seconds(round_number)
+            progress.note(f"{task}: retrying {len(pending)} failed group(s) in {pause:.1f}s (round {round_number + 1})")
+            time.sleep(pause)
+        retry = []
+        for uri, outcome in _run_round(executor, worker, config, pending):
+            attempts[uri] += 1
+            if isinstance(outcome, BaseException):
+                failures[uri] = outcome
+                if attempts[uri] <= config.retries and is_retried(outcome):
+                    retry.append(uri)
+                else:
+                    ledger.mark_failed(stage, parse_group_manifest(uri).group, describe(outcome), attempts[uri])
+            else:
+                failures.pop(uri, None)
+                results.append(outcome)
+                progress.advance()
+        pending, round_number = retry, round_number + 1
+    if failures:
+        raise _summary(stage, failures, attempts, len(group_manifests))
+    return results
+
+
+def _run_round(
+    executor: Executor, worker: Callable[[str, PipelineConfig], R], config: PipelineConfig, uris: list[str]
+) -> Iterator[tuple[str, R | BaseException]]:
+    """Submit every group; yield ``(uri, result or exception)`` as each finishes."""
+    futures: dict[Future[R], str] = {executor.submit(worker, uri, config): uri for uri in uris}
+    pending = set(futures)
+    try:
+        while pending:
+            # short waits, not one long one: Ctrl-C is only acted on when this thread runs Python code
+            done, pending = wait(pending, timeout=WAKE_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                exc = future.exception()
+                yield futures[future], exc if exc is not None else future.result()
+    finally:
+        for future in futures:  # on Ctrl-C or an error: do not start what has not started
+            future.cancel()
+
+
+def _summary(stage: str, failures: dict[str, BaseException], attempts: dict[str, int], total: int) -> Exception:
+    if len(failures) == 1:
+        ((uri, exc),) = failures.items()
+        message = f"{describe(exc)} [group manifest: {uri}; {attempts[uri]} attempt(s)]"
+    else:
+        lines = [f"  {uri} ({attempts[uri]} attempts): {describe(exc)}" for uri, exc in failures.items()]
+        more = len(lines) - SHOWN_FAILURES
+        message = (
+            f"{stage}: {len(failures)} of {total} groups failed; the other groups' work is kept. Fix the cause "
+            "and rerun the same command to resume ('dbsnaplake status' lists the errors):\n"
+            + "\n".join(lines[:SHOWN_FAILURES])
+            + (f"\n  ... and {more} more" if more > 0 else "")
+        )
+    kinds = {type(exc) for exc in failures.values()}
+    kind = kinds.pop() if len(kinds) == 1 else StageError
+    return kind(message) if issubclass(kind, DbSnapLakeError) else StageError(message)

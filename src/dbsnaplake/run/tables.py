@@ -1,0 +1,181 @@
+"""Run a snapshot source end to end: detect it, write its manifests, then one pipeline per table, one table after
+another on one shared executor.
+
+A folder of files is one table and uses the staging and data-lake roots as given. An export's tables each get
+their own (the seed's layout): ``<staging>/<database>/<table>/snapshot=<snapshot time>/``, with the table's
+manifest in that staging's ``manifests/``, and ``<datalake>/<database>/<table>_YYYY_MM_DD_HH_MM_SS/`` (``--publish
+historical``) or ``<datalake>/<database>/<table>/`` (``--publish latest``). A table that fails does not stop the others (tables are independent): the result names it, and
+``dbsnaplake run --source ... --only <table>`` reruns just that one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from dbsnaplake.config.file import SourceRunConfig
+from dbsnaplake.config.settings import PipelineConfig
+from dbsnaplake.errors import ConfigError, DbSnapLakeError
+from dbsnaplake.layout import S3Location, table_location
+from dbsnaplake.progress import NoProgress, Progress
+from dbsnaplake.run.executors import InlineExecutor
+from dbsnaplake.run.pipeline import RunResult, run_pipeline
+from dbsnaplake.sources import (
+    DetectedSource,
+    DynamoDBOptions,
+    FolderOptions,
+    SourceBuildResult,
+    TableSnapshot,
+    detect_source,
+)
+
+
+def location_for(detected: DetectedSource, config: SourceRunConfig, table: TableSnapshot) -> S3Location:
+    assert config.staging is not None and config.datalake is not None  # source_run_config checks them
+    if detected.single_table:
+        return S3Location(s3uri_staging=config.staging, s3uri_datalake=config.datalake)
+    return table_location(
+        config.staging, config.datalake, table.database, table.table, table.snapshot_time, config.publish
+    )
+
+
+def build_manifests(
+    detected: DetectedSource, config: SourceRunConfig, progress: Progress | None = None
+) -> SourceBuildResult:
+    """Write each table's manifest where its pipeline looks for it (``<table staging>/manifests/``)."""
+
+    assert config.staging is not None and config.datalake is not None  # source_run_config checks them
+    staging, datalake = config.staging, config.datalake
+
+    def manifest_uri_for(database: str, table: str, snapshot_time: str | None) -> str:
+        if detected.single_table:
+            return S3Location(staging, datalake).s3path_snapshot_manifest_summary
+        return table_location(staging, datalake, database, table, snapshot_time).s3path_snapshot_manifest_summary
+
+    folder = FolderOptions.of(config)
+    return detected.build(manifest_uri_for, progress, folder, DynamoDBOptions(config.dynamodb_maps))
+
+
+def check_table_names(config: SourceRunConfig, tables: Sequence[TableSnapshot]) -> None:
+    """Every name in ``[tables."..."]`` and ``only`` must be a table of the source."""
+    known = [t.name for t in tables]
+    for what, names in (('[tables."..."] sections of the config', list(config.tables)), ("--only", config.only)):
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(
+                f"{what} name table(s) the source does not have: {', '.join(unknown)} (its tables: {', '.join(known)})"
+            )
+
+
+def pipeline_configs(
+    detected: DetectedSource, config: SourceRunConfig, tables: Sequence[TableSnapshot]
+) -> list[tuple[TableSnapshot, PipelineConfig]]:
+    """The selected tables' pipeline settings, all checked before any table runs."""
+    check_table_names(config, tables)
+    selected = [t for t in tables if not config.only or t.name in config.only]
+    configs = []
+    for table in selected:
+        values = {**config.run_settings(), **config.settings_for(table.name)}
+        values["snapshot_time"] = config.snapshot_time or table.snapshot_time
+        try:
+            pipeline = PipelineConfig(
+                location=location_for(detected, config, table), snapshot_manifest=table.manifest_uri, **values
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"table {table.name}: {exc}") from None
+        configs.append((table, pipeline))
+    return configs
+
+
+@dataclass(frozen=True)
+class TableRun:
+    name: str
+    config: PipelineConfig
+    datalake: str
+    """Where the table's files are: its data lake folder, or the version folder in it (``--publish latest``)."""
+    result: RunResult | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class MultiTableResult:
+    source: SourceBuildResult
+    runs: tuple[TableRun, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(run.ok for run in self.runs)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(run.name for run in self.runs if not run.ok)
+
+    def __str__(self) -> str:
+        lines = []
+        for run in self.runs:
+            lines.append(f"== {run.name} → {run.datalake}")
+            lines.append(str(run.result) if run.result is not None else f"FAILED    : {run.error}")
+        n_ok = len(self.runs) - len(self.failed)
+        failed = f", {len(self.failed)} FAILED: {', '.join(self.failed)}" if self.failed else ""
+        lines.append(f"tables    : {n_ok} of {len(self.runs)} OK{failed}")
+        return "\n".join(lines)
+
+
+class _TableProgress:
+    """Names the table in every progress task when a run has several."""
+
+    def __init__(self, progress: Progress, name: str) -> None:
+        self._progress, self._name = progress, name
+
+    def start(self, task: str, total: int) -> None:
+        self._progress.start(f"{self._name}: {task}", total)
+
+    def advance(self, steps: int = 1) -> None:
+        self._progress.advance(steps)
+
+    def note(self, message: str) -> None:
+        self._progress.note(f"{self._name}: {message}")
+
+
+def run_tables(
+    configs: Sequence[tuple[TableSnapshot, PipelineConfig]], executor: Executor, progress: Progress, fresh: bool = False
+) -> tuple[TableRun, ...]:
+    """Each table's pipeline in turn; a failure is recorded and the next table runs."""
+    runs = []
+    for table, pipeline in configs:
+        table_progress = _TableProgress(progress, table.name) if len(configs) > 1 else progress
+        start = time.perf_counter()
+        datalake = pipeline.location.s3dir_datalake
+        try:
+            result = run_pipeline(pipeline, executor, table_progress, fresh=fresh)
+        except Exception as exc:  # one table's failure (ours or a library's) must not hide the other tables'
+            error = str(exc) if isinstance(exc, DbSnapLakeError) else f"{type(exc).__name__}: {exc}"
+            runs.append(TableRun(table.name, pipeline, datalake, error=error, seconds=time.perf_counter() - start))
+            progress.note(f"{table.name}: FAILED: {error}")
+            continue
+        seconds = time.perf_counter() - start
+        runs.append(TableRun(table.name, pipeline, result.plan.version_root, result=result, seconds=seconds))
+    return tuple(runs)
+
+
+def run_source(
+    config: SourceRunConfig, executor: Executor | None = None, progress: Progress | None = None, fresh: bool = False
+) -> MultiTableResult:
+    """Detect the source, write every table's manifest, then run the selected tables one after another.
+    ``fresh`` discards what earlier runs did in each table's staging area."""
+    executor = executor or InlineExecutor()
+    progress = progress or NoProgress()
+    assert config.source is not None  # source_run_config checks it
+    detected = detect_source(config.source)
+    built = build_manifests(detected, config, progress)
+    for line in str(built).splitlines():
+        progress.note(line)
+    configs = pipeline_configs(detected, config, built.tables)
+    return MultiTableResult(built, run_tables(configs, executor, progress, fresh))

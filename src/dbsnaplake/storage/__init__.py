@@ -1,0 +1,184 @@
+"""One storage interface over local disk and S3, chosen by the URI's scheme.
+
+URIs are either ``s3://bucket/key`` or local paths (``file://`` is accepted and stripped). Every write is
+atomic: readers see the whole object or nothing (see :mod:`.local` and :mod:`.s3`). A backend's module loads
+the first time a URI of its scheme is used, so the S3 client (obstore) is never imported for local work.
+A request that fails for good raises :class:`StorageError`; a missing object raises ``FileNotFoundError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from dbsnaplake.storage.backend import TEMP_SUFFIX, Backend, ObjectInfo, StorageError
+from dbsnaplake.storage.uris import (
+    S3_SCHEME,
+    as_dir,
+    base_name,
+    common_folder,
+    is_s3,
+    is_within,
+    join,
+    normalize_uri,
+    normalize_uris,
+    parent,
+)
+
+__all__ = [
+    "S3_SCHEME",
+    "TEMP_SUFFIX",
+    "Backend",
+    "ObjectInfo",
+    "StorageError",
+    "as_dir",
+    "atomic_output",
+    "backend",
+    "base_name",
+    "common_folder",
+    "delete",
+    "delete_folder",
+    "exists",
+    "head",
+    "is_s3",
+    "is_within",
+    "join",
+    "list_files",
+    "normalize_uri",
+    "normalize_uris",
+    "open_input_file",
+    "parent",
+    "put_if_absent",
+    "read_bytes",
+    "read_range",
+    "read_versioned",
+    "remove_temporary_files",
+    "replace_if_unchanged",
+    "reset_clients",
+    "write_bytes",
+]
+
+
+@functools.cache
+def _backend(s3: bool) -> Backend:
+    if s3:
+        from dbsnaplake.storage.s3 import S3Backend
+
+        return S3Backend()
+    from dbsnaplake.storage.local import LocalBackend
+
+    return LocalBackend()
+
+
+def backend(uri: str) -> Backend:
+    """The backend of ``uri``'s scheme."""
+    return _backend(is_s3(uri))
+
+
+def reset_clients() -> None:
+    """Forget the S3 clients made so far (one per bucket): the next request reads the AWS environment again."""
+    if "dbsnaplake.storage.s3" in sys.modules:
+        from dbsnaplake.storage.s3 import forget_stores
+
+        forget_stores()
+
+
+def read_bytes(uri: str) -> bytes:
+    return backend(uri).read_bytes(uri)
+
+
+def read_range(uri: str, start: int, length: int) -> bytes:
+    return backend(uri).read_range(uri, start, length)
+
+
+def head(uri: str) -> ObjectInfo:
+    """Size (and ETag on S3) of one object; raises ``FileNotFoundError`` when it is not there."""
+    return backend(uri).head(uri)
+
+
+def exists(uri: str) -> bool:
+    try:
+        head(uri)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def list_files(prefix: str) -> list[ObjectInfo]:
+    """Every object below a folder, recursively, sorted by URI (temporary files excluded)."""
+    prefix = as_dir(prefix)
+    found = [info for info in backend(prefix).list_files(prefix) if not info.uri.endswith(TEMP_SUFFIX)]
+    return sorted(found, key=lambda info: info.uri)
+
+
+def delete(uri: str) -> None:
+    backend(uri).delete(uri)
+
+
+def remove_temporary_files(prefix: str) -> int:
+    """Delete the temporary files killed writers left below a local folder (S3 writes leave none there)."""
+    prefix = as_dir(prefix)
+    if is_s3(prefix):
+        return 0
+    leftovers = [i.uri for i in backend(prefix).list_files(prefix) if i.uri.endswith(TEMP_SUFFIX)]
+    for uri in leftovers:
+        delete(uri)
+    return len(leftovers)
+
+
+def delete_folder(prefix: str) -> int:
+    """Delete every object below a folder; returns how many were deleted."""
+    prefix = as_dir(prefix)
+    infos = list(backend(prefix).list_files(prefix))
+    for info in infos:
+        delete(info.uri)
+    if not is_s3(prefix) and os.path.isdir(prefix):
+        shutil.rmtree(prefix, ignore_errors=True)
+    return len(infos)
+
+
+def put_if_absent(uri: str, data: bytes) -> bool:
+    """Create ``uri`` holding ``data`` unless it exists (S3 ``If-None-Match: *``; a hard link locally).
+    Returns whether this call created it. Where two writers could race, exactly one wins. A request retried
+    after its answer was lost can report ``False`` for a write that did happen: read back to tell."""
+    return backend(uri).put_if_absent(uri, data)
+
+
+def read_versioned(uri: str) -> tuple[bytes, str] | None:
+    """The object's bytes and a version token (ETag on S3) for :func:`replace_if_unchanged`; ``None`` if absent."""
+    return backend(uri).read_versioned(uri)
+
+
+def replace_if_unchanged(uri: str, data: bytes, version: str | None) -> bool:
+    """Compare-and-swap: write ``data`` only if ``uri`` still has ``version`` (``None``: still absent).
+    As with :func:`put_if_absent`, ``False`` after a lost answer may hide our own write: read back to tell."""
+    return backend(uri).replace_if_unchanged(uri, data, version)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    with atomic_output(uri) as path:
+        path.write_bytes(data)
+
+
+@contextlib.contextmanager
+def atomic_output(uri: str) -> Iterator[Path]:
+    """Yield a local path to write into; on success it is published at ``uri`` in one step, on error removed."""
+    store = backend(uri)
+    path = store.temp_path_for(uri)
+    try:
+        yield path
+        store.publish(path, uri)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def open_input_file(uri: str, size: int | None = None) -> pa.NativeFile:
+    """A random-access file for pyarrow (local memory map, or ranged GETs on S3)."""
+    return backend(uri).open_input_file(uri, size)
