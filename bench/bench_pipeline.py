@@ -68,13 +68,16 @@ from dbsnaplake.api import (
     run_pipeline,
 )
 from dbsnaplake.demo import orders_table
-from dbsnaplake.testing import local_s3_server
+
+# The moto S3 server launcher is test support, not part of the package: import it from the repository's tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.s3_server import local_s3_server
 
 MiB = 1024**2
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "out"
 SORT_COLUMN = "order_time"
-YEAR_MONTH = (  # the transform of tests/conftest.py
+YEAR_MONTH = (  # the transform of tests/support/snapshots.py
     "SELECT *, CAST(EXTRACT(YEAR FROM order_time) AS VARCHAR) AS year, "
     "LPAD(CAST(EXTRACT(MONTH FROM order_time) AS VARCHAR), 2, '0') AS month FROM snapshot"
 )

@@ -14,8 +14,8 @@ import pytest
 from dbsnaplake import storage
 from dbsnaplake.api import build_manifest, read_manifest, write_manifest
 
-from .conftest import make_orders_snapshot, write_parquet
-from .test_cli import dbsnaplake, stage_options
+from .support.cli import dbsnaplake, stage_options
+from .support.snapshots import make_orders_snapshot, write_parquet
 
 
 def run_cli(root: str, manifest: str, *extra: str) -> tuple[int, str]:
@@ -101,7 +101,9 @@ def test_transform_that_fails(local_root: str) -> None:
 
 def test_transform_callable_that_returns_the_wrong_type(local_root: str) -> None:
     manifest = make_orders_snapshot(local_root, n_files=2, rows_per_file=100)
-    code, err = run_cli(local_root, manifest, "--transform", "tests.transforms:returns_a_number", "--partition-by", "")
+    code, err = run_cli(
+        local_root, manifest, "--transform", "tests.support.transforms:returns_a_number", "--partition-by", ""
+    )
     assert_refused(local_root, code, err, "returned int", "DataFrame or LazyFrame")
 
 

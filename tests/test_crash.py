@@ -27,11 +27,11 @@ from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig
 from dbsnaplake.stages.publish import SUCCESS_MARKER
 
-from .conftest import S3_BUCKET, make_orders_snapshot, orders_config
-from .lake import expected_rows, read_lake, same_rows
-from .test_cli import stage_options
+from .support.cli import stage_options
+from .support.lake import expected_rows, read_lake, same_rows
+from .support.snapshots import S3_BUCKET, make_orders_snapshot, orders_config
 
-TRANSFORM = "tests.transforms:year_month_a_little_slowly"
+TRANSFORM = "tests.support.transforms:year_month_a_little_slowly"
 WORKER_STAGES = ("etl", "compact")
 ORCHESTRATOR_STAGES = ("plan", "etl", "plan-compaction", "compact", "publish")
 TRIALS = [("worker", s) for s in WORKER_STAGES] + [("orchestrator", s) for s in ORCHESTRATOR_STAGES]

@@ -22,11 +22,11 @@ from dbsnaplake.api import PipelineConfig, S3Location, make_executor, run_pipeli
 from dbsnaplake.errors import ConfigError
 from dbsnaplake.layout import STAGING_FILE_GROUPS_FOLDER
 from dbsnaplake.stages.plan import list_group_manifests
-from dbsnaplake.testing import free_port, wait_for_port
 
-from .conftest import make_orders_snapshot, orders_config
-from .lake import lake_files, read_file
-from .test_cli import dbsnaplake, stage_options
+from .support.cli import dbsnaplake, stage_options
+from .support.lake import lake_files, read_file
+from .support.s3_server import free_port, wait_for_port
+from .support.snapshots import make_orders_snapshot, orders_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def reference(root: str, n_files: int, **overrides: object) -> PipelineConfig:
 @pytest.fixture
 def dask_cluster() -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     """``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1 (run from the repository, so
-    ``tests.transforms`` imports); yields the scheduler address and the worker processes."""
+    ``tests.support.transforms`` imports); yields the scheduler address and the worker processes."""
     port = free_port()
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PYTHONPATH": str(REPO), "POLARS_MAX_THREADS": "1"}
@@ -145,11 +145,11 @@ def test_a_killed_dask_worker_does_not_change_the_lake(
     local_root: str, dask_cluster: tuple[str, list[subprocess.Popen[bytes]]]
 ) -> None:
     address, workers = dask_cluster
-    expected = reference(local_root, n_files=16, transform="tests.transforms:year_month_slowly")
+    expected = reference(local_root, n_files=16, transform="tests.support.transforms:year_month_slowly")
     config = elsewhere(expected, "dask-killed")
     command = [
         *stage_options(local_root, config.manifest_uri),
-        "--transform", "tests.transforms:year_month_slowly",
+        "--transform", "tests.support.transforms:year_month_slowly",
         "--group-size", "100KB",
         "--target-file-size", "40000",
         "--staging", config.location.s3dir_staging,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor
 
 import pytest
 
 from dbsnaplake import storage
-from dbsnaplake.api import SortKey, make_executor, parse_partition_path, read_manifest, run_pipeline
+from dbsnaplake.api import SortKey, parse_partition_path, read_manifest, run_pipeline
 from dbsnaplake.frames.sorting import is_sorted
 
-from .conftest import make_orders_snapshot, orders_config
-from .lake import expected_rows, lake_files, read_file, read_lake, same_rows
+from .support.lake import expected_rows, lake_files, read_file, read_lake, same_rows
+from .support.snapshots import make_orders_snapshot, orders_config
 
 
 def test_pipeline_keeps_every_row_sorted_and_partitioned(root: str) -> None:
@@ -78,7 +79,7 @@ def test_descending_sort_and_callable_transform(local_root: str) -> None:
         manifest,
         partition_by=("status",),
         sort_by=(SortKey("amount", descending=True), SortKey("order_id")),
-        transform="tests.transforms:add_amount_band",
+        transform="tests.support.transforms:add_amount_band",
     )
     run_pipeline(config)
     lake = read_lake(config)
@@ -88,24 +89,23 @@ def test_descending_sort_and_callable_transform(local_root: str) -> None:
 
 
 @pytest.mark.slow
-def test_worker_processes_give_the_same_lake_as_inline(root: str) -> None:
+def test_every_executor_gives_the_same_lake(root: str, executor: Executor) -> None:
     manifest = make_orders_snapshot(root, n_files=8, rows_per_file=1_500)
-    inline = orders_config(root, manifest, target_file_size=30_000)
-    run_pipeline(inline)
-    inline_rows = read_lake(inline)
+    reference = orders_config(root, manifest, target_file_size=30_000)
+    run_pipeline(reference)
+    reference_rows = read_lake(reference)
 
-    pooled = orders_config(
+    config = orders_config(
         root,
         manifest,
         target_file_size=30_000,
-        location=type(inline.location)(
+        location=type(reference.location)(
             s3uri_staging=storage.join(root, "staging2"), s3uri_datalake=storage.join(root, "lake2")
         ),
     )
-    with make_executor("process", 2) as pool:
-        result = run_pipeline(pooled, pool)
+    result = run_pipeline(config, executor)
     assert result.validation.ok
-    same_rows(read_lake(pooled), inline_rows, key="order_id")
+    same_rows(read_lake(config), reference_rows, key="order_id")
 
 
 def test_compacted_files_land_within_ten_percent_of_the_target(local_root: str) -> None:

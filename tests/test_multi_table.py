@@ -22,9 +22,9 @@ from dbsnaplake.api import (
 from dbsnaplake.config.file import parse_config
 from dbsnaplake.frames.transform import apply_transform
 
-from .lake import read_lake, same_rows
-from .rds_fixtures import CUSTOMERS, ORDERS, SNAPSHOT_TIME, write_rds_export
-from .test_cli import dbsnaplake
+from .support.cli import dbsnaplake
+from .support.lake import read_lake, same_rows
+from .support.rds_fixtures import CUSTOMERS, ORDERS, SNAPSHOT_TIME, write_rds_export
 
 STAMP = "2024_03_01_04_05_06"  # SNAPSHOT_TIME as the seed's mytable_YYYY_MM_DD_HH_MM_SS suffix
 

@@ -19,9 +19,9 @@ import pytest
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, read_manifest
 
-from .conftest import make_orders_snapshot, orders_config
-from .lake import expected_rows, read_file, read_lake, same_rows
-from .test_cli import dbsnaplake, stage_options
+from .support.cli import dbsnaplake, stage_options
+from .support.lake import expected_rows, read_file, read_lake, same_rows
+from .support.snapshots import make_orders_snapshot, orders_config
 
 TARGET_FILE_SIZE = 16 * 1024
 GROUP_SIZE = 200 * 1024  # one 8 x 3,000-row snapshot file (~128 KB) per ETL group

@@ -37,9 +37,9 @@ import pytest
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, SortKey, build_manifest, run_pipeline
 
-from .conftest import orders_config, write_parquet
-from .lake import lake_files
-from .transforms import TRICKY_REGIONS
+from .support.lake import lake_files
+from .support.snapshots import orders_config, write_parquet
+from .support.transforms import TRICKY_REGIONS
 
 N_FILES, ROWS_PER_FILE = 3, 60
 COLUMNS = ["id", "amount", "region"]
@@ -136,7 +136,7 @@ def assert_reads_back(frame: pl.DataFrame, expected: pl.DataFrame) -> None:
 
 @pytest.fixture
 def tricky_lake(local_root: str) -> PipelineConfig:
-    return build_lake(local_root, "tests.transforms:add_tricky_region_but_no_empty_string")
+    return build_lake(local_root, "tests.support.transforms:add_tricky_region_but_no_empty_string")
 
 
 @pytest.mark.parametrize("reader", list(READERS))
@@ -165,7 +165,7 @@ def test_the_lake_folders_are_escaped_like_hive(tricky_lake: PipelineConfig) -> 
 
 
 def test_empty_string_and_null_in_one_group_share_the_default_partition(local_root: str) -> None:
-    config = build_lake(local_root, "tests.transforms:add_tricky_region")
+    config = build_lake(local_root, "tests.support.transforms:add_tricky_region")
     for read in READERS.values():
         assert_reads_back(read(config.location.s3dir_datalake), expected_rows(TRICKY_REGIONS))
 

@@ -34,10 +34,10 @@ from dbsnaplake.run.lock import run_lock
 from dbsnaplake.run.status import run_status
 from dbsnaplake.stages.publish import LATEST_POINTER, latest_root, list_versions, remove_old_versions
 
-from .conftest import make_orders_snapshot, orders_config
-from .lake import expected_rows, lake_files, read_file, read_lake, same_rows
-from .test_cli import dbsnaplake, stage_options
-from .transforms import FAIL_FLAG
+from .support.cli import dbsnaplake, stage_options
+from .support.lake import expected_rows, lake_files, read_file, read_lake, same_rows
+from .support.snapshots import make_orders_snapshot, orders_config
+from .support.transforms import FAIL_FLAG
 
 
 def test_a_rerun_skips_the_groups_an_earlier_run_finished(root: str) -> None:
@@ -133,7 +133,7 @@ def test_a_failing_group_keeps_the_others_work_and_a_rerun_after_the_fix_complet
     monkeypatch.setenv(FAIL_FLAG, str(flag))
     manifest = make_orders_snapshot(root, n_files=6, rows_per_file=1_000)
     config = orders_config(
-        root, manifest, group_size=40_000, transform="tests.transforms:year_month_failing_on_some_files"
+        root, manifest, group_size=40_000, transform="tests.support.transforms:year_month_failing_on_some_files"
     )
 
     with pytest.raises(TransformError) as raised:
@@ -186,7 +186,7 @@ def test_a_second_run_on_the_same_staging_area_is_refused(root: str) -> None:
 @pytest.mark.slow
 def test_two_concurrent_cli_runs_one_refused_the_other_finishes(root: str) -> None:
     manifest = make_orders_snapshot(root, n_files=8, rows_per_file=500)
-    options = [*stage_options(root, manifest), "--transform", "tests.transforms:year_month_slowly"]
+    options = [*stage_options(root, manifest), "--transform", "tests.support.transforms:year_month_slowly"]
     first = subprocess.Popen(
         [str(Path(sys.executable).with_name("dbsnaplake")), "run", *options],
         stdout=subprocess.PIPE,
@@ -305,7 +305,7 @@ def test_a_reader_never_sees_two_snapshots_mixed(root: str) -> None:
     reader.start()
     try:
         publish_b = dbsnaplake("run", *staged[1], *common, "--snapshot-time", "2024-02-01T00:00:00Z",
-                               "--transform", "tests.transforms:year_month_slowly")  # fmt: skip
+                               "--transform", "tests.support.transforms:year_month_slowly")  # fmt: skip
         time.sleep(0.5)
     finally:
         stop.set()
@@ -336,7 +336,7 @@ def test_a_rerun_rebuilds_data_lake_files_removed_since(local_root: str) -> None
 def test_ctrl_c_stops_at_once_and_a_rerun_resumes(local_root: str) -> None:
     """Ctrl-C in a terminal sends SIGINT to the whole foreground process group: orchestrator and workers."""
     manifest = make_orders_snapshot(local_root, n_files=12, rows_per_file=500)
-    options = [*stage_options(local_root, manifest), "--transform", "tests.transforms:year_month_slowly"]
+    options = [*stage_options(local_root, manifest), "--transform", "tests.support.transforms:year_month_slowly"]
     options += ["--group-size", "20KB"]
     run = subprocess.Popen(
         [str(Path(sys.executable).with_name("dbsnaplake")), "run", *options],
@@ -359,5 +359,5 @@ def test_ctrl_c_stops_at_once_and_a_rerun_resumes(local_root: str) -> None:
     rerun = dbsnaplake("run", *options)
     assert rerun.returncode == 0, rerun.stderr
     assert "resumed" in rerun.stdout and "validation: OK" in rerun.stdout
-    config = orders_config(local_root, manifest, transform="tests.transforms:year_month_slowly")
+    config = orders_config(local_root, manifest, transform="tests.support.transforms:year_month_slowly")
     same_rows(read_lake(config), expected_rows(config), key="order_id")

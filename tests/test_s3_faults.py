@@ -17,10 +17,11 @@ import pytest
 
 from dbsnaplake import storage
 from dbsnaplake.api import make_executor, run_pipeline
-from dbsnaplake.testing import FaultProxy, aws_environment, fault_proxy
 
-from .conftest import S3_BUCKET, make_orders_snapshot, orders_config
-from .lake import expected_rows, lake_files, read_lake, same_rows
+from .support.fault_proxy import FaultProxy, fault_proxy
+from .support.lake import expected_rows, lake_files, read_lake, same_rows
+from .support.s3_server import aws_environment
+from .support.snapshots import S3_BUCKET, make_orders_snapshot, orders_config
 
 CLIENT_TIMEOUT = "1"  # second (DBSNAPLAKE_S3_TIMEOUT): a 1.5 s stall times the request out, and it is retried
 STALL_SECONDS = 1.5

@@ -17,8 +17,8 @@ from dbsnaplake import storage
 from dbsnaplake.api import SchemaConflictError, SnapshotError, SortKey, build_manifest, run_pipeline
 from dbsnaplake.frames.schema import conform, decode_schema, encode_schema, plain_schema, unify
 
-from .conftest import orders_config, write_parquet
-from .lake import lake_files, read_file, read_lake
+from .support.lake import lake_files, read_file, read_lake
+from .support.snapshots import orders_config, write_parquet
 
 
 def schema(**types: pa.DataType) -> pa.Schema:

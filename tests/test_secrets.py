@@ -14,10 +14,11 @@ import uuid
 import pytest
 
 from dbsnaplake import storage
-from dbsnaplake.testing import aws_environment, fault_proxy, free_port
 
-from .conftest import S3_BUCKET, make_orders_snapshot
-from .test_cli import dbsnaplake, stage_options
+from .support.cli import dbsnaplake, stage_options
+from .support.fault_proxy import fault_proxy
+from .support.s3_server import aws_environment, free_port
+from .support.snapshots import S3_BUCKET, make_orders_snapshot
 
 SECRET_KEY = f"dbsnaplakeSECRETkey{uuid.uuid4().hex}"
 SESSION_TOKEN = f"dbsnaplakeSESSIONtoken{uuid.uuid4().hex}"

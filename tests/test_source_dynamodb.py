@@ -27,8 +27,8 @@ from dbsnaplake.sources.dynamodb.export import DynamoDBOptions, build, looks_lik
 from dbsnaplake.sources.dynamodb.typed_json import MAX_MAP_KEYS
 from dbsnaplake.stages.etl import group_files
 
-from .conftest import make_orders_snapshot
-from .dynamodb_fixtures import EXPORT_TIME, b64, edit_files_manifest, rewrite_data_file, write_export
+from .support.dynamodb_fixtures import EXPORT_TIME, b64, edit_files_manifest, rewrite_data_file, write_export
+from .support.snapshots import make_orders_snapshot
 
 
 def S(text: str) -> dict[str, Any]:
@@ -539,7 +539,7 @@ def test_an_empty_data_file_may_be_zero_bytes(local_root: str) -> None:
 
 def test_cli_and_toml_choose_maps_as_json_text(local_root: str, tmp_path: Path) -> None:
     """``--dynamodb-maps json`` (and ``dynamodb_maps = "json"`` in a config file) reach the export's reader."""
-    from .test_cli import dbsnaplake
+    from .support.cli import dbsnaplake
 
     write_export(local_root, FILES)
     out = str(tmp_path / "manifests")

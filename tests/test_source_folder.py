@@ -26,9 +26,9 @@ from dbsnaplake.frames.readers import sniff_delimiter
 from dbsnaplake.frames.transform import apply_transform
 from dbsnaplake.sources.folder import CsvOptions, first_row_is_header, parse_column_types, parse_type, table_name
 
-from .conftest import YEAR_MONTH, write_parquet
-from .lake import read_lake, same_rows
-from .test_cli import dbsnaplake
+from .support.cli import dbsnaplake
+from .support.lake import read_lake, same_rows
+from .support.snapshots import YEAR_MONTH, write_parquet
 
 ROWS_PER_FILE = 40
 

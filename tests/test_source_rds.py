@@ -25,10 +25,9 @@ from dbsnaplake.sources.rds.restore import (
     restore_column,
 )
 
-from .conftest import write_parquet
-from .lake import lake_files, read_lake, same_rows
-from .lake import read_file as read_lake_file
-from .rds_fixtures import (
+from .support.lake import lake_files, read_lake, same_rows
+from .support.lake import read_file as read_lake_file
+from .support.rds_fixtures import (
     CUSTOMERS,
     ORDERS,
     ORDERS_SCHEMA,
@@ -39,6 +38,7 @@ from .rds_fixtures import (
     orders_rows,
     write_rds_export,
 )
+from .support.snapshots import write_parquet
 
 BY_YEAR = "SELECT *, CAST(EXTRACT(YEAR FROM created_at) AS VARCHAR) AS year FROM snapshot"
 

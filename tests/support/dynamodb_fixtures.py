@@ -128,7 +128,7 @@ def _ion(value: dict[str, Any]) -> str:
     if tag == "N":
         return _ion_decimal(inner)
     if tag == "B":
-        return "{{" + inner + "}}"
+        return "{{" + str(inner) + "}}"
     if tag == "BOOL":
         return "true" if inner else "false"
     if tag == "NULL":

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from dbsnaplake import storage
 
-from .conftest import write_parquet
+from .snapshots import write_parquet
 
 EXPORT_ID = "mydb-export-2024-03-01"
 SNAPSHOT_TIME = "2024-03-01T04:05:06Z"
