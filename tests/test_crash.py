@@ -25,7 +25,7 @@ import pytest
 
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig
-from dbsnaplake.stages.publish import SUCCESS_MARKER
+from dbsnaplake.layout import SUCCESS_FILE as SUCCESS_MARKER
 
 from .support.cli import stage_options
 from .support.lake import expected_rows, read_lake, same_rows

@@ -21,7 +21,7 @@ from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, S3Location, make_executor, run_pipeline
 from dbsnaplake.errors import ConfigError
 from dbsnaplake.layout import STAGING_FILE_GROUPS_FOLDER
-from dbsnaplake.stages.plan import list_group_manifests
+from dbsnaplake.ledger import Ledger
 
 from .support.cli import dbsnaplake, stage_options
 from .support.lake import lake_files, read_file
@@ -176,7 +176,7 @@ def test_a_killed_dask_worker_does_not_change_the_lake(
 def wait_until_groups_done(config: PipelineConfig, at_least: int, process: subprocess.Popen[str]) -> None:
     deadline = time.time() + 120
     while time.time() < deadline:
-        if len(list_group_manifests(config.location, STAGING_FILE_GROUPS_FOLDER)) >= at_least:
+        if len(Ledger(config.location).group_manifests(STAGING_FILE_GROUPS_FOLDER)) >= at_least:
             return
         assert process.poll() is None, f"the run ended before any group finished: {process.communicate()}"
         time.sleep(0.05)

@@ -10,6 +10,7 @@ import pytest
 from dbsnaplake import storage
 from dbsnaplake.api import SortKey, parse_partition_path, read_manifest, run_pipeline
 from dbsnaplake.frames.sorting import is_sorted
+from dbsnaplake.records import PartitionFileGroup
 
 from .support.lake import expected_rows, lake_files, read_file, read_lake, same_rows
 from .support.snapshots import make_orders_snapshot, orders_config
@@ -122,7 +123,9 @@ def test_compacted_files_land_within_ten_percent_of_the_target(local_root: str) 
     result = run_pipeline(config)
 
     split = [
-        m for m in map(read_manifest, result.compaction_plan.group_manifests) if m.extra["groups_in_partition"] > 1
+        m
+        for m in map(read_manifest, result.compaction_plan.group_manifests)
+        if m.header(PartitionFileGroup).groups_in_partition > 1
     ]
     assert split, "the biggest partition should be compacted by several groups"
     assert result.validation.files_judged > 100

@@ -193,14 +193,15 @@ def test_file_settings_flags_and_paths() -> None:
 
     assert config.source == "/etc/dbsnaplake/exports/orders"  # relative to the file's folder
     assert (config.staging, config.datalake, config.workers) == ("s3://bucket/staging/", "/other-lake", 3)
-    assert config.target_file_size == 256 * 1024**2 and config.only == ("db.orders",)
-    assert config.folder.csv.delimiter == ";" and config.folder.csv.header is False
-    assert config.folder.csv.column_types == (("id", "int64"), ("price", "decimal(12,2)"))
+    assert config.only == ("db.orders",)
+    assert config.csv_delimiter == ";" and config.csv_header is False
+    assert config.csv_column_types == (("id", "int64"), ("price", "decimal(12,2)"))
     settings = config.settings_for("db.orders")
+    assert settings.target_file_size == 256 * 1024**2
     assert settings.partition_by == ("year", "month") and settings.group_size == 1024**2
     assert settings.sort_by == (SortKey("order_time", descending=True), SortKey("id"))
     assert settings.transform == "SELECT 1 AS x"  # a command-line flag applies to every table
-    assert config.settings_for("db.other") == TableSettings(transform="SELECT 1 AS x")
+    assert config.settings_for("db.other") == TableSettings(transform="SELECT 1 AS x", target_file_size=256 * 1024**2)
 
 
 def test_roots_are_required() -> None:

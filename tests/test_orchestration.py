@@ -18,6 +18,7 @@ import pytest
 
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, read_manifest
+from dbsnaplake.records import PartitionFileGroup
 
 from .support.cli import dbsnaplake, stage_options
 from .support.lake import expected_rows, read_file, read_lake, same_rows
@@ -93,7 +94,7 @@ def orchestrate(options: list[str], rng: random.Random) -> None:
     assert packed.returncode == 0, packed.stderr
     groups = json.loads(packed.stdout)
     assert len(groups) >= 4, groups
-    assert any(read_manifest(g).extra["groups_in_partition"] > 1 for g in groups), "no partition is split"
+    assert any(read_manifest(g).header(PartitionFileGroup).groups_in_partition > 1 for g in groups), "no partition is split"
     check_results(run_groups("compact", options, groups, rng))
 
     validated = dbsnaplake("validate", *options)

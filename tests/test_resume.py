@@ -25,14 +25,17 @@ from dbsnaplake.api import (
     RunLockedError,
     SnapshotError,
     TransformError,
+    latest_root,
+    list_versions,
     plan_snapshot,
+    remove_old_versions,
     run_etl_group,
     run_pipeline,
 )
+from dbsnaplake.layout import LATEST_POINTER_FILE as LATEST_POINTER
 from dbsnaplake.run.groups import run_groups
 from dbsnaplake.run.lock import run_lock
 from dbsnaplake.run.status import run_status
-from dbsnaplake.stages.publish import LATEST_POINTER, latest_root, list_versions, remove_old_versions
 
 from .support.cli import dbsnaplake, stage_options
 from .support.lake import expected_rows, lake_files, read_file, read_lake, same_rows
@@ -82,7 +85,7 @@ def test_changed_settings_plan_again(local_root: str) -> None:
     assert set(read_lake(other).columns) >= {"year", "month"}  # month is a column now, not a folder
 
 
-def flaky_worker(config: object, uri: str) -> str:
+def flaky_worker(uri: str, config: object) -> str:
     """Fails with an OSError on its first call per group (remembered in a file beside the manifest)."""
     seen = Path(uri + ".seen")
     if not seen.exists():
@@ -91,7 +94,7 @@ def flaky_worker(config: object, uri: str) -> str:
     return uri
 
 
-def always_failing_worker(config: object, uri: str) -> str:
+def always_failing_worker(uri: str, config: object) -> str:
     raise OSError(f"S3 is down for {uri}")
 
 

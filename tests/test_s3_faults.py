@@ -31,11 +31,11 @@ STALL_SECONDS = 1.5
 def through(proxy: FaultProxy) -> Iterator[FaultProxy]:
     """Send this process's S3 requests (and those of workers started in the block) through ``proxy``."""
     with aws_environment(AWS_ENDPOINT_URL=proxy.endpoint, DBSNAPLAKE_S3_TIMEOUT=CLIENT_TIMEOUT):
-        storage._s3_store.cache_clear()  # stores are cached per bucket, with the endpoint they were made with
+        storage.reset_clients()  # clients are cached per bucket, with the endpoint they were made with
         try:
             yield proxy
         finally:
-            storage._s3_store.cache_clear()
+            storage.reset_clients()
 
 
 def objects_below(prefix: str) -> dict[str, int]:

@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from dbsnaplake import storage
+from dbsnaplake.storage.s3 import scrub_secrets
 
 from .support.cli import dbsnaplake, stage_options
 from .support.fault_proxy import fault_proxy
@@ -52,7 +53,7 @@ class Outputs:
     def assert_clean(self, root: str) -> None:
         """No forbidden string in any output, nor in any object below ``root`` (manifests, results, Parquet)."""
         forbidden = [*ALWAYS_FORBIDDEN, *self.signatures]
-        storage._s3_store.cache_clear()
+        storage.reset_clients()
         objects = storage.list_files(root)
         assert objects
         for name, text in self.texts:
@@ -136,7 +137,7 @@ def test_scrub_secrets_keeps_the_error_and_drops_the_credentials() -> None:
         "</SignatureProvided><CanonicalRequest>GET\n/k\n\nx-amz-security-token:tok\n</CanonicalRequest>\n"
         "Authorization: AWS4-HMAC-SHA256 Credential=AKIA/20240101/us-east-1/s3/aws4_request, Signature=abc123"
     )
-    scrubbed = storage.scrub_secrets(message)
+    scrubbed = scrub_secrets(message)
     assert "abc123" not in scrubbed and "tok" not in scrubbed.replace("token", "")
     assert "Signature=" not in scrubbed and "X-Amz-Signature" not in scrubbed
     assert "SignatureDoesNotMatch" in scrubbed and "https://b.s3.amazonaws.com/k" in scrubbed

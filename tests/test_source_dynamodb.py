@@ -25,6 +25,7 @@ from dbsnaplake.sources.dynamodb import export as dynamodb_export
 from dbsnaplake.sources.dynamodb import ion as dynamodb_ion
 from dbsnaplake.sources.dynamodb.export import DynamoDBOptions, build, looks_like
 from dbsnaplake.sources.dynamodb.typed_json import MAX_MAP_KEYS
+from dbsnaplake.sources.readers import SOURCE_READERS
 from dbsnaplake.stages.etl import group_files
 
 from .support.dynamodb_fixtures import EXPORT_TIME, b64, edit_files_manifest, rewrite_data_file, write_export
@@ -207,8 +208,8 @@ def plain(arrow_type: pa.DataType) -> pa.DataType:
 def read_snapshot(manifest_uri: str, on_bad_value: str = "error") -> tuple[pa.Table, int]:
     """Every file of a snapshot manifest read as the ETL stage reads it."""
     manifest = read_manifest(manifest_uri)
-    reader = manifest.extra["reader"]
-    results = [read_snapshot_file(f, reader, on_bad_value) for f in group_files(manifest)]
+    reader = manifest.snapshot_details.reader
+    results = [read_snapshot_file(f, reader, on_bad_value, SOURCE_READERS) for f in group_files(manifest)]
     return pa.concat_tables([r.table for r in results]), sum(r.n_bad_value for r in results)
 
 
@@ -227,9 +228,9 @@ def test_full_export_end_to_end(root: str) -> None:
     assert any("attribute code is N, S in different items: read as string" in w for w in table.warnings)
     assert any("attribute mixed: its lists hold N, S values" in w for w in table.warnings)
     assert any("read all 4 items" in n for n in found.notes)
-    reader = read_manifest(table.manifest_uri).extra["reader"]
-    assert reader["format"] == "dynamodb-json"
-    schema = decode_schema(reader["schema"])
+    reader = read_manifest(table.manifest_uri).snapshot_details.reader
+    assert reader is not None and reader.format == "dynamodb-json" and reader.schema is not None
+    schema = decode_schema(reader.schema)
     assert dict(zip(schema.names, schema.types, strict=True)) == EXPECTED_TYPES
 
     lake = run_lake(root, table.manifest_uri, "Orders")
@@ -245,9 +246,10 @@ def test_incremental_export_end_to_end(root: str) -> None:
 
     table = found.tables[0]
     assert (table.name, table.table, table.n_record) == ("dynamodb.Orders.changes", "Orders.changes", 3)
-    reader = read_manifest(table.manifest_uri).extra["reader"]
-    assert (reader["format"], reader["keys"]) == ("dynamodb-incremental", ["pk"])
-    schema = decode_schema(reader["schema"])
+    reader = read_manifest(table.manifest_uri).snapshot_details.reader
+    assert reader is not None and reader.schema is not None
+    assert (reader.format, reader.keys) == ("dynamodb-incremental", ("pk",))
+    schema = decode_schema(reader.schema)
     assert schema.names == ["_op", "_write_time", "pk", "note", "qty", "_old_image"]
     assert schema.field("_write_time").type == pa.timestamp("us", tz="UTC")
 
@@ -271,7 +273,8 @@ def test_ion_export_reads_like_dynamodb_json(local_root: str) -> None:
 
     table = build_source(local_root, local_root).tables[0]
 
-    assert read_manifest(table.manifest_uri).extra["reader"]["format"] == "dynamodb-ion"
+    reader = read_manifest(table.manifest_uri).snapshot_details.reader
+    assert reader is not None and reader.format == "dynamodb-ion"
     assert read_snapshot(table.manifest_uri)[0].sort_by("pk").to_pylist() == EXPECTED_ROWS
     try:
         lake = run_lake(local_root, table.manifest_uri, "Orders")
@@ -380,7 +383,7 @@ def test_wrong_md5_is_refused_when_reading(root: str) -> None:
     first = next(group_files(manifest))
     damaged = FileToRead(first.uri, first.size, first.expected_records, {"md5": b64(b"0123456789abcdef")})
     with pytest.raises(SnapshotError, match="does not match its MD5 checksum") as error:
-        read_snapshot_file(damaged, manifest.extra["reader"])
+        read_snapshot_file(damaged, manifest.snapshot_details.reader, "error", SOURCE_READERS)
     assert export.data_files[0] in str(error.value)
 
 
@@ -454,7 +457,9 @@ def schema_of(root: str, items: list[dict[str, Any]], **options: Any) -> tuple[p
     write_export(root, [items])
     table = build_source(root, root, **options).tables[0]
     rows, _ = read_snapshot(table.manifest_uri)
-    return decode_schema(read_manifest(table.manifest_uri).extra["reader"]["schema"]), table.warnings, rows
+    reader = read_manifest(table.manifest_uri).snapshot_details.reader
+    assert reader is not None and reader.schema is not None
+    return decode_schema(reader.schema), table.warnings, rows
 
 
 def test_numbers_are_int64_decimal_or_float64(local_root: str) -> None:
@@ -516,10 +521,10 @@ def test_nested_attributes_of_two_types_become_strings(local_root: str) -> None:
 
 
 def test_reader_is_registered() -> None:
-    from dbsnaplake.frames.readers import SOURCE_READERS
+    from dbsnaplake.sources.readers import SOURCE_READERS
 
     for name in (dynamodb_export.ITEMS_JSON, dynamodb_export.ITEMS_ION, dynamodb_export.CHANGES):
-        assert SOURCE_READERS[name] == "dbsnaplake.sources.dynamodb.export:read_file"
+        assert SOURCE_READERS[name] is dynamodb_export.read_file
 
 
 def test_an_attribute_named_like_a_change_column_is_refused(local_root: str) -> None:
@@ -545,8 +550,9 @@ def test_cli_and_toml_choose_maps_as_json_text(local_root: str, tmp_path: Path) 
     out = str(tmp_path / "manifests")
     built = dbsnaplake("manifest", "build", local_root, "--out", out, "--dynamodb-maps", "json")
     assert built.returncode == 0, built.stderr
-    reader = read_manifest(f"{out}/dynamodb/Orders/manifest-summary.json").extra["reader"]
-    assert decode_schema(reader["schema"]).field("address").type == pa.string()
+    reader = read_manifest(f"{out}/dynamodb/Orders/manifest-summary.json").snapshot_details.reader
+    assert reader is not None and reader.schema is not None
+    assert decode_schema(reader.schema).field("address").type == pa.string()
 
     config = tmp_path / "dbsnaplake.toml"
     config.write_text(

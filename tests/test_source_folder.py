@@ -22,9 +22,11 @@ from dbsnaplake.api import (
     run_source,
     write_source_manifests,
 )
-from dbsnaplake.frames.readers import sniff_delimiter
+from dbsnaplake.config.settings import parse_column_types
+from dbsnaplake.frames.readers import parse_type, sniff_delimiter
 from dbsnaplake.frames.transform import apply_transform
-from dbsnaplake.sources.folder import CsvOptions, first_row_is_header, parse_column_types, parse_type, table_name
+from dbsnaplake.records import CsvOptions
+from dbsnaplake.sources.folder import first_row_is_header, table_name
 
 from .support.cli import dbsnaplake
 from .support.lake import read_lake, same_rows
@@ -115,7 +117,7 @@ def test_mixed_formats_end_to_end(root: str) -> None:
     assert run.result is not None and run.result.validation.datalake.records == 5 * ROWS_PER_FILE
     manifest = read_manifest(table.manifest_uri)
     assert manifest.summary_uri == storage.join(staging, "manifests", "manifest-summary.json")
-    assert "reader" not in manifest.extra  # nothing to say beyond what each file's name and first line tell
+    assert manifest.snapshot_details.reader is None  # nothing to say beyond what each file's name and first line tell
     same_rows(read_lake(run.config), expected(rows), key="order_id")
 
 
@@ -123,7 +125,7 @@ def test_text_counts_left_to_the_etl_stage(local_root: str) -> None:
     folder, rows = write_mixed_folder(local_root)
     staging, datalake = roots(local_root)
     config = SourceRunConfig(
-        source=folder, staging=staging, datalake=datalake, workers=1, folder=FolderOptions(count_text_records=False)
+        source=folder, staging=staging, datalake=datalake, workers=1, count_text_records=False
     )
 
     result = run_source(config)
@@ -145,22 +147,26 @@ def test_csv_options_delimiter_no_header_names_and_types(local_root: str) -> Non
     table = pa.table({"id": [1, 2, 3], "price": ["12.50", "0.99", "1000.00"], "label": ["a", "b", "c"]})
     storage.write_bytes(storage.join(folder, "prices.csv"), csv_text(table, delimiter="|", header=False))
     staging, datalake = roots(local_root)
-    options = FolderOptions(
-        name="shop.price_list",
-        csv=CsvOptions(
-            delimiter="|",
-            header=False,
-            column_names=("id", "price", "label"),
-            column_types=parse_column_types("id=int64, price=decimal(12,2)"),
-        ),
+    config = SourceRunConfig(
+        source=folder,
+        staging=staging,
+        datalake=datalake,
+        workers=1,
+        table_name="shop.price_list",
+        csv_delimiter="|",
+        csv_header=False,
+        csv_column_names=("id", "price", "label"),
+        csv_column_types=parse_column_types("id=int64, price=decimal(12,2)"),
     )
 
-    result = run_source(SourceRunConfig(source=folder, staging=staging, datalake=datalake, workers=1, folder=options))
+    result = run_source(config)
 
     [run] = result.runs
     assert run.name == "shop.price_list" and run.result is not None
     manifest = read_manifest(result.source.tables[0].manifest_uri)
-    assert manifest.extra["reader"]["csv"]["column_types"] == {"id": "int64", "price": "decimal(12,2)"}
+    reader = manifest.snapshot_details.reader
+    assert reader is not None and reader.csv is not None
+    assert reader.csv.column_types == (("id", "int64"), ("price", "decimal(12,2)"))
     lake = read_lake(run.config).sort("id")
     assert lake.schema["price"] == pl.Decimal(12, 2)
     assert [str(v) for v in lake["price"]] == ["12.50", "0.99", "1000.00"]
@@ -175,7 +181,8 @@ def test_header_is_inferred_from_the_first_row(local_root: str) -> None:
 
     assert result.tables[0].n_record == 2
     assert any("without a header row" in note for note in result.notes)
-    assert read_manifest(out).extra["reader"]["csv"]["header"] is False
+    reader = read_manifest(out).snapshot_details.reader
+    assert reader is not None and reader.csv is not None and reader.csv.header is False
 
 
 def test_csv_column_types_must_name_existing_columns(local_root: str) -> None:
@@ -309,13 +316,11 @@ def test_cli_csv_options(local_root: str) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "2 records" in result.stdout
-    csv = read_manifest(out).extra["reader"]["csv"]
-    assert csv == {
-        "delimiter": ";",
-        "header": False,
-        "column_names": ["id", "price"],
-        "column_types": {"id": "int64", "price": "decimal(12,2)"},
-    }
+    reader = read_manifest(out).snapshot_details.reader
+    assert reader is not None
+    assert reader.csv == CsvOptions(
+        delimiter=";", header=False, column_names=("id", "price"), column_types=(("id", "int64"), ("price", "decimal(12,2)"))
+    )
 
 
 def test_cli_manifest_and_source_are_exclusive(local_root: str) -> None:

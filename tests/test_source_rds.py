@@ -11,7 +11,7 @@ from dbsnaplake import storage
 from dbsnaplake.api import NoProgress, PipelineConfig, S3Location, SnapshotError, SortKey, read_manifest, run_pipeline
 from dbsnaplake.frames.readers import FileToRead
 from dbsnaplake.frames.schema import decode_schema
-from dbsnaplake.manifest import READER
+from dbsnaplake.records import SnapshotReader
 from dbsnaplake.sources.base import SourceBuildResult, TableSnapshot
 from dbsnaplake.sources.rds import export as rds_export
 from dbsnaplake.sources.rds.restore import (
@@ -113,12 +113,12 @@ def test_build_writes_a_manifest_per_table_from_footers(local_root: str) -> None
     manifest = read_manifest(orders.manifest_uri)
     assert sorted(manifest.column("uri")) == sorted(export.orders_files)  # no _SUCCESS, both name styles
     assert manifest.column("n_record") == [25] * 4
-    reader = manifest.extra[READER]
-    assert reader["format"] == "rds-parquet" and reader["table"] == ORDERS
-    assert decode_schema(reader["schema"]) == ORDERS_SCHEMA
-    assert manifest.extra["snapshot_time"] == SNAPSHOT_TIME
-    customers_reader = read_manifest(customers.manifest_uri).extra[READER]
-    assert customers_reader["columns"] == []  # MySQL columns keep the types the export gave them
+    reader = manifest.snapshot_details.reader
+    assert reader is not None and reader.format == "rds-parquet" and reader.table == ORDERS
+    assert reader.schema is not None and decode_schema(reader.schema) == ORDERS_SCHEMA
+    assert manifest.details["snapshot_time"] == SNAPSHOT_TIME
+    customers_reader = read_manifest(customers.manifest_uri).snapshot_details.reader
+    assert customers_reader is not None and customers_reader.columns == ()  # MySQL columns keep the types the export gave them
     assert "mydb.public.orders: 4 files" in str(result)
 
 
@@ -252,7 +252,9 @@ def test_read_file_counts_bad_values_in_null_mode(local_root: str) -> None:
     rows = rows.set_column(2, "created_at", pa.array(["2021-01-01", "nope", None]))
     uri = storage.join(local_root, "part-0.gz.parquet")
     write_parquet(uri, rows)
-    reader = {"table": ORDERS, "columns": [ColumnRestore("created_at", "date", DATE).to_json()]}
+    reader = SnapshotReader(
+        format="rds-parquet", table=ORDERS, columns=(ColumnRestore("created_at", "date", DATE).to_json(),)
+    )
 
     result = read_file(FileToRead(uri, None, 3), reader, "null")
 

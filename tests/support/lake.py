@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, parse_partition_path, read_manifest
 from dbsnaplake.frames.transform import apply_transform
-from dbsnaplake.stages.publish import latest_root
+from dbsnaplake.ledger import latest_root
 
 
 def lake_root(config: PipelineConfig) -> str:

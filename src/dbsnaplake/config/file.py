@@ -54,17 +54,22 @@ class SourceRunConfig(Roots, SourceSettings, RunSettings):
 
     table_defaults: Mapping[str, Any] = field(default_factory=dict)
     """Table settings given at the top of the file (``target_file_size``, ``group_size``): every table's default."""
-    tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """``[tables."<name>"]`` sections: the table settings each gives, by table name."""
+    tables: Mapping[str, Mapping[str, Any] | TableSettings] = field(default_factory=dict)
+    """``[tables."<name>"]`` sections: the table settings each gives, by table name (a :class:`TableSettings` gives
+    those that differ from the defaults)."""
     table_overrides: Mapping[str, Any] = field(default_factory=dict)
     """Table settings given on the command line: they apply to every table run."""
 
     def __post_init__(self) -> None:
         check_settings(self)
 
-    def settings_for(self, name: str) -> dict[str, Any]:
-        """The table settings of table ``name`` (those not given take :class:`TableSettings`' defaults)."""
-        return {**self.table_defaults, **self.tables.get(name, {}), **self.table_overrides}
+    def settings_for(self, name: str) -> TableSettings:
+        """The table settings of table ``name``: its section's over the file's top level, the command line's over
+        both; those given nowhere take :class:`TableSettings`' defaults."""
+        section = self.tables.get(name, {})
+        if isinstance(section, TableSettings):
+            section = {f.name: v for f in setting_fields(TableSettings) if (v := getattr(section, f.name)) != f.default}
+        return TableSettings(**{**self.table_defaults, **section, **self.table_overrides})
 
     def run_settings(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in setting_fields(RunSettings)}

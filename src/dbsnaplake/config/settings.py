@@ -381,8 +381,8 @@ def parse_delimiter(text: Any, where: str = "--csv-delimiter") -> str:
 
 
 def parse_column_types(value: Any, where: str = "--csv-column-types") -> tuple[tuple[str, str], ...]:
-    """``"id=int64,price=decimal(12,2)"`` (or a TOML table) → ``(("id", "int64"), ("price", "decimal(12,2)"))``.
-    The type names are checked where the files are read (:func:`dbsnaplake.frames.readers.parse_type`)."""
+    """``"id=int64,price=decimal(12,2)"`` (or a TOML table) → ``(("id", "int64"), ("price", "decimal(12,2)"))``,
+    each type name checked (:func:`dbsnaplake.frames.readers.parse_type`)."""
     if isinstance(value, tuple):
         return value
     if isinstance(value, Mapping):
@@ -391,11 +391,14 @@ def parse_column_types(value: Any, where: str = "--csv-column-types") -> tuple[t
         items = _split_top_level(value)
     else:
         raise ConfigError(f'{where} must be a table such as {{id = "int64"}} or id=int64,..., got {value!r}')
+    from dbsnaplake.frames.readers import parse_type  # Arrow loads only when CSV types are given
+
     pairs = []
     for item in items:
         column, sep, spelled = item.partition("=")
         if not sep or not column.strip() or not spelled.strip():
             raise ConfigError(f"{where}: {item!r} is not column=type (example: id=int64,price=decimal(12,2))")
+        parse_type(spelled)
         pairs.append((column.strip(), spelled.strip()))
     return tuple(pairs)
 

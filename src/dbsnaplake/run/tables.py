@@ -16,7 +16,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from dbsnaplake.config.file import SourceRunConfig
-from dbsnaplake.config.settings import PipelineConfig
+from dbsnaplake.config.settings import PipelineConfig, TableSettings, setting_fields
 from dbsnaplake.errors import ConfigError, DbSnapLakeError
 from dbsnaplake.layout import S3Location, table_location
 from dbsnaplake.progress import NoProgress, Progress
@@ -77,7 +77,8 @@ def pipeline_configs(
     selected = [t for t in tables if not config.only or t.name in config.only]
     configs = []
     for table in selected:
-        values = {**config.run_settings(), **config.settings_for(table.name)}
+        settings = config.settings_for(table.name)
+        values = {**config.run_settings(), **{f.name: getattr(settings, f.name) for f in setting_fields(TableSettings)}}
         values["snapshot_time"] = config.snapshot_time or table.snapshot_time
         try:
             pipeline = PipelineConfig(
