@@ -1,7 +1,7 @@
 """Drive dbsnaplake's stages from a Dask client: plan here, one Dask task per group, validate here.
 
-Only the small, picklable ``PipelineConfig`` and group manifest URIs travel to the workers; each worker reads the
-snapshot and writes the lake itself. Every group task is idempotent (it overwrites its own outputs), so the task
+Only group manifest URIs travel to the workers: the plan records the settings, and each worker reads them from its
+group manifest's header, then reads the snapshot and writes the lake itself. Every group task is idempotent (it overwrites its own outputs), so the task
 retries below, and Dask rerunning the tasks of a worker that died, are safe. A ``module:function`` transform must
 be importable on every worker.
 
@@ -25,15 +25,15 @@ from distributed import Client, LocalCluster
 from dbsnaplake.api import (
     PipelineConfig,
     S3Location,
-    compact_group,
+    compact,
+    etl,
     format_size,
     parse_size,
     parse_sort_keys,
+    plan,
     plan_compaction,
-    plan_snapshot,
-    publish_snapshot,
-    run_etl_group,
-    validate_datalake,
+    publish,
+    validate,
 )
 
 R = TypeVar("R")
@@ -86,11 +86,10 @@ def make_config(args: argparse.Namespace, client: Client) -> PipelineConfig:
     )
 
 
-def run_on_cluster(
-    client: Client, worker: Callable[[PipelineConfig, str], R], config: PipelineConfig, uris: Sequence[str]
-) -> list[R]:
-    """One task per group manifest URI; gather raises the first task error (after its retries)."""
-    futures = client.map(worker, [config] * len(uris), uris, pure=False, retries=TASK_RETRIES)
+def run_on_cluster(client: Client, worker: Callable[[str], R], uris: Sequence[str]) -> list[R]:
+    """One task per group manifest URI, and nothing else: each worker reads its settings from the plan (the
+    manifest's header). Gather raises the first task error (after its retries)."""
+    futures = client.map(worker, uris, pure=False, retries=TASK_RETRIES)
     return list(client.gather(futures))
 
 
@@ -106,17 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds: dict[str, float] = {}
     with connect(args.scheduler, args.local_workers) as client:
         config = make_config(args, client)
-        plan = timed(seconds, "plan", plan_snapshot, config)  # in this process: it writes the group manifests
-        etl = timed(seconds, "etl", run_on_cluster, client, run_etl_group, config, plan.group_manifests)
+        planned = timed(seconds, "plan", plan, config)  # in this process: it writes the plan and the group manifests
+        etl_results = timed(seconds, "etl", run_on_cluster, client, etl, planned.group_manifests)
         compaction_plan = timed(seconds, "plan-compaction", plan_compaction, config)
         groups = compaction_plan.group_manifests
-        compaction = timed(seconds, "compact", run_on_cluster, client, compact_group, config, groups)
-        validation = timed(seconds, "validate", validate_datalake, config)  # raises ValidationError on a mismatch
-        published = timed(seconds, "publish", publish_snapshot, config)  # commits the lake for readers
+        compaction = timed(seconds, "compact", run_on_cluster, client, compact, groups)
+        validation = timed(seconds, "validate", validate, config)  # raises ValidationError on a mismatch
+        published = timed(seconds, "publish", publish, config)  # commits the validated lake for readers
 
     print(f"cluster   : {config.workers} workers ({args.scheduler or 'local cluster'})")
-    print(f"plan      : {plan}")
-    print(f"etl       : {len(etl)} groups, {sum(r.n_record_out for r in etl):,} records staged")
+    print(f"plan      : {planned}")
+    print(f"etl       : {len(etl_results)} groups, {sum(r.n_record_out for r in etl_results):,} records staged")
     files = [f for r in compaction for f in r.files]
     print(f"compact   : {len(compaction)} groups, {len(files)} files, {format_size(sum(f.size for f in files))}")
     print(f"validate  : {validation}")

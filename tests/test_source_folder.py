@@ -23,7 +23,7 @@ from dbsnaplake.api import (
     write_source_manifests,
 )
 from dbsnaplake.config.settings import parse_column_types
-from dbsnaplake.frames.readers import parse_type, sniff_delimiter
+from dbsnaplake.frames.readers import csv_format, parse_type, sniff_delimiter
 from dbsnaplake.frames.transform import apply_transform
 from dbsnaplake.records import CsvOptions
 from dbsnaplake.sources.folder import first_row_is_header, table_name
@@ -212,7 +212,7 @@ def test_type_spellings(spelled: str, expected: pa.DataType) -> None:
 
 def test_bad_column_types_say_what_is_expected() -> None:
     with pytest.raises(ConfigError, match="unknown column type 'integer64'"):
-        parse_column_types("id=integer64")
+        csv_format(CsvOptions(column_types=parse_column_types("id=integer64")))
     with pytest.raises(ConfigError, match="column=type"):
         parse_column_types("id")
     assert parse_column_types("a=decimal(12,2),b=timestamp[us, UTC]") == (

@@ -15,7 +15,7 @@ The stages are functions named as their commands: :func:`plan`, :func:`etl`, :fu
 """
 
 from dbsnaplake.config.file import SourceRunConfig, load_config, source_run_config
-from dbsnaplake.config.settings import PipelineConfig, RunSettings, SortKey, TableSettings, parse_sort_keys
+from dbsnaplake.config.settings import PipelineConfig, RunSettings, TableSettings
 from dbsnaplake.errors import (
     ConfigError,
     DbSnapLakeError,
@@ -29,7 +29,7 @@ from dbsnaplake.errors import (
 )
 from dbsnaplake.frames.partitioning import parse_partition_path, partition_path
 from dbsnaplake.layout import S3Location
-from dbsnaplake.ledger import latest_root
+from dbsnaplake.ledger import Ledger, latest_root
 from dbsnaplake.manifest import Manifest, read_manifest, write_manifest
 from dbsnaplake.progress import NoProgress, Progress
 from dbsnaplake.records import (
@@ -40,7 +40,9 @@ from dbsnaplake.records import (
     PlanResult,
     PublishResult,
     SnapshotStats,
+    SortKey,
     ValidateResult,
+    parse_sort_keys,
 )
 from dbsnaplake.run.executors import InlineExecutor, make_executor
 from dbsnaplake.run.pipeline import RunResult, config_from_plan, publish_snapshot, run_pipeline
@@ -93,6 +95,7 @@ __all__ = [
     "EtlResult",
     "FolderOptions",
     "InlineExecutor",
+    "Ledger",
     "Manifest",
     "ManifestBuildResult",
     "MultiTableResult",

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dbsnaplake import storage
-from dbsnaplake.config.settings import PipelineConfig, SortKey
+from dbsnaplake.config.settings import PipelineConfig
 from dbsnaplake.layout import S3Location
 from dbsnaplake.progress import NoProgress, Progress
+from dbsnaplake.records import SortKey
 from dbsnaplake.sources.folder import build_manifest
 
 DEMO_TRANSFORM = (

@@ -15,11 +15,11 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, get_type_hints
 
-from dbsnaplake.errors import RecordError
+from dbsnaplake.errors import ConfigError, RecordError
 from dbsnaplake.units import format_size
 
 R = TypeVar("R", bound="Record")
@@ -114,6 +114,37 @@ def _load(hint: Any, value: Any, where: str) -> Any:
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise RecordError(f"{where} must be {hint.__name__}, got {value!r}")
     return value
+
+
+# ---- setting values -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One ``--sort-by`` key: a column, ascending unless ``descending``."""
+
+    column: str
+    descending: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.column}:desc" if self.descending else self.column
+
+
+def parse_sort_keys(text: str | Sequence[str] | None) -> tuple[SortKey, ...]:
+    """``"order_time,amount:desc"`` → ``(SortKey("order_time"), SortKey("amount", descending=True))``."""
+    if not text:
+        return ()
+    items = text.split(",") if isinstance(text, str) else [str(i) for i in text]
+    keys = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        column, _, direction = item.partition(":")
+        direction = direction.strip().lower()
+        if direction not in ("", "asc", "desc"):
+            raise ConfigError(f"--sort-by {item!r}: the direction after ':' must be 'asc' or 'desc'")
+        keys.append(SortKey(column.strip(), descending=direction == "desc"))
+    return tuple(keys)
 
 
 # ---- planning -------------------------------------------------------------------------------------------------

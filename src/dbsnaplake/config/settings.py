@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 from dbsnaplake import storage
 from dbsnaplake.errors import ConfigError, TransformError
 from dbsnaplake.layout import PublishMode, S3Location
+from dbsnaplake.records import SortKey, parse_sort_keys
 from dbsnaplake.units import format_size, parse_size
 
 MiB = 1024**2
@@ -46,34 +47,6 @@ def total_memory() -> int:
 
 
 # ---- value types ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SortKey:
-    """One ``--sort-by`` key: a column, ascending unless ``descending``."""
-
-    column: str
-    descending: bool = False
-
-    def __str__(self) -> str:
-        return f"{self.column}:desc" if self.descending else self.column
-
-
-def parse_sort_keys(text: str | Sequence[str] | None) -> tuple[SortKey, ...]:
-    """``"order_time,amount:desc"`` → ``(SortKey("order_time"), SortKey("amount", descending=True))``."""
-    if not text:
-        return ()
-    items = text.split(",") if isinstance(text, str) else [str(i) for i in text]
-    keys = []
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
-        column, _, direction = item.partition(":")
-        direction = direction.strip().lower()
-        if direction not in ("", "asc", "desc"):
-            raise ConfigError(f"--sort-by {item!r}: the direction after ':' must be 'asc' or 'desc'")
-        keys.append(SortKey(column.strip(), descending=direction == "desc"))
-    return tuple(keys)
 
 
 def parse_names(value: Any, where: str) -> tuple[str, ...]:
@@ -382,7 +355,8 @@ def parse_delimiter(text: Any, where: str = "--csv-delimiter") -> str:
 
 def parse_column_types(value: Any, where: str = "--csv-column-types") -> tuple[tuple[str, str], ...]:
     """``"id=int64,price=decimal(12,2)"`` (or a TOML table) → ``(("id", "int64"), ("price", "decimal(12,2)"))``,
-    each type name checked (:func:`dbsnaplake.frames.readers.parse_type`)."""
+    the type names are checked when the files are read (:func:`dbsnaplake.frames.readers.parse_type`), before any
+    manifest is written."""
     if isinstance(value, tuple):
         return value
     if isinstance(value, Mapping):
@@ -391,14 +365,11 @@ def parse_column_types(value: Any, where: str = "--csv-column-types") -> tuple[t
         items = _split_top_level(value)
     else:
         raise ConfigError(f'{where} must be a table such as {{id = "int64"}} or id=int64,..., got {value!r}')
-    from dbsnaplake.frames.readers import parse_type  # Arrow loads only when CSV types are given
-
     pairs = []
     for item in items:
         column, sep, spelled = item.partition("=")
         if not sep or not column.strip() or not spelled.strip():
             raise ConfigError(f"{where}: {item!r} is not column=type (example: id=int64,price=decimal(12,2))")
-        parse_type(spelled)
         pairs.append((column.strip(), spelled.strip()))
     return tuple(pairs)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dbsnaplake.config.settings import SortKey
+from dbsnaplake.records import SortKey
 
 
 def sort_table(table: pa.Table, keys: Sequence[SortKey]) -> pa.Table:

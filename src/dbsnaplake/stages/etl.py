@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from dbsnaplake import storage
-from dbsnaplake.config.settings import PipelineConfig, SortKey, planned_config
+from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import SnapshotError, TransformError
 from dbsnaplake.frames.partitioning import partition_path
 from dbsnaplake.frames.readers import FileToRead, ReadResult, read_snapshot_file
@@ -44,7 +44,7 @@ from dbsnaplake.manifest import (
     read_group_manifest,
     write_manifest,
 )
-from dbsnaplake.records import EtlResult, SnapshotFileGroup, SnapshotReader, StagingFileGroup
+from dbsnaplake.records import EtlResult, SnapshotFileGroup, SnapshotReader, SortKey, StagingFileGroup
 from dbsnaplake.sources.readers import SOURCE_READERS
 
 STAGING_ROW_GROUP_ROWS = 65_536  # small row groups keep the compaction merge's memory low
