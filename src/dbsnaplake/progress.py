@@ -6,6 +6,8 @@ from typing import Protocol
 
 
 class Progress(Protocol):
+    """Where a stage reports how far it got: tasks with a number of steps, and notes for a person."""
+
     def start(self, task: str, total: int) -> None:
         """A new task with ``total`` steps begins (the previous one, if any, is finished)."""
 

@@ -150,6 +150,7 @@ def parse_config(text: str, uri: str = "dbsnaplake.toml") -> ConfigFile:
 
 
 def load_config(uri: str) -> ConfigFile:
+    """Read and check a TOML config file (a local path or an ``s3://`` URI)."""
     try:
         text = storage.read_bytes(storage.normalize_uri(uri)).decode()
     except FileNotFoundError:

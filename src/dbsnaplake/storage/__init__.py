@@ -15,8 +15,10 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from dbsnaplake.storage.backend import TEMP_SUFFIX, Backend, ObjectInfo, StorageError
 from dbsnaplake.storage.uris import (
