@@ -47,20 +47,20 @@ from bench_pipeline import SORT_COLUMN, YEAR_MONTH, Dataset, ensure_dataset, log
 
 from dbsnaplake import storage  # noqa: E402
 from dbsnaplake.api import (  # noqa: E402
-    CompactGroupResult,
-    EtlGroupResult,
+    CompactResult,
+    EtlResult,
     NoProgress,
     PipelineConfig,
     S3Location,
     SortKey,
-    compact_group,
+    compact,
+    etl,
     make_executor,
     parse_size,
+    plan,
     plan_compaction,
-    plan_snapshot,
     read_manifest,
-    run_etl_group,
-    validate_datalake,
+    validate,
 )
 from dbsnaplake.manifest import files_table, write_manifest  # noqa: E402
 from dbsnaplake.run.groups import run_groups  # noqa: E402
@@ -77,17 +77,17 @@ PLANNING_WORKER_MEMORY = 4 * 1024 * MiB
 # ---- worker functions (top level, so the process pool can pickle them by reference) ------------------------
 
 
-def timed_etl(config: PipelineConfig, group_manifest: str) -> tuple[EtlGroupResult, float]:
-    """``run_etl_group``, timed inside the worker."""
+def timed_etl(group_manifest: str, config: PipelineConfig) -> tuple[EtlResult, float]:
+    """``etl``, timed inside the worker."""
     start = time.perf_counter()
-    result = run_etl_group(config, group_manifest)
+    result = etl(group_manifest, config)
     return result, time.perf_counter() - start
 
 
-def timed_compact(config: PipelineConfig, group_manifest: str) -> tuple[CompactGroupResult, float]:
-    """``compact_group``, timed inside the worker."""
+def timed_compact(group_manifest: str, config: PipelineConfig) -> tuple[CompactResult, float]:
+    """``compact``, timed inside the worker."""
     start = time.perf_counter()
-    result = compact_group(config, group_manifest)
+    result = compact(group_manifest, config)
     return result, time.perf_counter() - start
 
 
@@ -165,7 +165,7 @@ def scaling_config(
 
 def run_stage(
     executor: Executor,
-    worker: Callable[[PipelineConfig, str], tuple[object, float]],
+    worker: Callable[[str, PipelineConfig], tuple[object, float]],
     config: PipelineConfig,
     uris: Sequence[str],
     workers: int,
@@ -184,36 +184,36 @@ def run_scaling(root: Path, dataset: Dataset, workers: int, group_size: int, key
     executor, pool_start = start_executor("process", workers)
     try:
         start = time.perf_counter()
-        plan = plan_snapshot(config)
+        planned = plan(config)
         plan_seconds = time.perf_counter() - start
-        log(f"  ETL of {len(plan.group_manifests)} groups")
-        etl = run_stage(executor, timed_etl, config, plan.group_manifests, workers, "etl")
+        log(f"  ETL of {len(planned.group_manifests)} groups")
+        etl_timing = run_stage(executor, timed_etl, config, planned.group_manifests, workers, "etl")
         start = time.perf_counter()
         compaction_plan = plan_compaction(config)
         plan_compaction_seconds = time.perf_counter() - start
         log(f"  compaction of {len(compaction_plan.group_manifests)} groups")
-        compact = run_stage(executor, timed_compact, config, compaction_plan.group_manifests, workers, "compact")
+        compact_timing = run_stage(executor, timed_compact, config, compaction_plan.group_manifests, workers, "compact")
     finally:
         executor.shutdown(wait=True)
     return ScalingRun(
         workers=workers,
         pool_start=pool_start,
         plan=plan_seconds,
-        etl_groups=len(plan.group_manifests),
-        etl=etl,
+        etl_groups=len(planned.group_manifests),
+        etl=etl_timing,
         plan_compaction=plan_compaction_seconds,
         compact_groups=len(compaction_plan.group_manifests),
-        compact=compact,
-        validation_ok=validate_datalake(config).ok,
+        compact=compact_timing,
+        validation_ok=validate(config).ok,
     )
 
 
 def pinned_group_size(root: Path, dataset: Dataset, workers: int, keys: tuple[str, ...]) -> tuple[int, str]:
     """The group size the planner chooses for ``workers`` workers (one throwaway plan)."""
     storage.delete_folder(str(root))
-    plan = plan_snapshot(scaling_config(root, dataset, workers, None, keys))
+    planned = plan(scaling_config(root, dataset, workers, None, keys))
     storage.delete_folder(str(root))
-    return plan.group_size.size, plan.group_size.reason
+    return planned.group_size.size, planned.group_size.reason
 
 
 def print_scaling(dataset: Dataset, runs: Sequence[ScalingRun], reason: str) -> None:
@@ -318,9 +318,9 @@ def run_planning(root: Path, n_files: int, sizes: FileSizes, repeat: int) -> Pla
         read_manifest(manifest)
         reads.append(time.perf_counter() - start)
         start = time.perf_counter()
-        plan = plan_snapshot(config)
+        planned = plan(config)
         plans.append(time.perf_counter() - start)
-    log(f"  planned in {min(plans):.2f}s (best of {repeat}), {len(plan.group_manifests)} groups")
+    log(f"  planned in {min(plans):.2f}s (best of {repeat}), {len(planned.group_manifests)} groups")
     storage.delete_folder(str(folder))
     return PlanningRun(n_files, sizes, min(reads), min(plans), len(plan.group_manifests), plan.group_size.size)
 

@@ -11,7 +11,7 @@ from dbsnaplake import storage
 from dbsnaplake.api import NoProgress, PipelineConfig, S3Location, SnapshotError, SortKey, read_manifest, run_pipeline
 from dbsnaplake.frames.readers import FileToRead
 from dbsnaplake.frames.schema import decode_schema
-from dbsnaplake.records import SnapshotReader
+from dbsnaplake.records import ColumnRestore, SnapshotReader
 from dbsnaplake.sources.base import SourceBuildResult, TableSnapshot
 from dbsnaplake.sources.rds import export as rds_export
 from dbsnaplake.sources.rds.restore import (
@@ -20,7 +20,6 @@ from dbsnaplake.sources.rds.restore import (
     TIME,
     TIMESTAMP,
     TIMESTAMPTZ,
-    ColumnRestore,
     read_file,
     restore_column,
 )
@@ -253,7 +252,7 @@ def test_read_file_counts_bad_values_in_null_mode(local_root: str) -> None:
     uri = storage.join(local_root, "part-0.gz.parquet")
     write_parquet(uri, rows)
     reader = SnapshotReader(
-        format="rds-parquet", table=ORDERS, columns=(ColumnRestore("created_at", "date", DATE).to_json(),)
+        format="rds-parquet", table=ORDERS, columns=(ColumnRestore("created_at", "date", DATE),)
     )
 
     result = read_file(FileToRead(uri, None, 3), reader, "null")

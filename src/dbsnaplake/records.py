@@ -477,6 +477,26 @@ class CsvOptions(Record):
     """``(column, type spelling)`` pairs, e.g. ``("price", "decimal(12,2)")`` (see
     :func:`dbsnaplake.frames.readers.parse_type`)."""
 
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "") -> CsvOptions:
+        if isinstance(data, Mapping) and isinstance(data.get("column_types"), Mapping):  # as earlier releases stored it
+            data = {**data, "column_types": [list(pair) for pair in data["column_types"].items()]}
+        options: CsvOptions = super().from_dict(data, where)
+        return options
+
+
+@dataclass(frozen=True)
+class ColumnRestore(Record):
+    """How one string column of an RDS/Aurora export is parsed back into its original type."""
+
+    name: str
+    original_type: str
+    """As the database named it: ``numeric(12,2)``, ``timestamp with time zone``."""
+    kind: str
+    """``date``, ``timestamp``, ``timestamptz``, ``time`` or ``decimal``."""
+    precision: int | None = None
+    scale: int | None = None
+
 
 @dataclass(frozen=True)
 class SnapshotReader(Record):
@@ -497,7 +517,7 @@ class SnapshotReader(Record):
     new_and_old_images: bool = True
     table: str | None = None
     """An RDS export's table (``mydb.public.orders``), named in errors."""
-    columns: tuple[Mapping[str, Any], ...] = ()
+    columns: tuple[ColumnRestore, ...] = ()
     """An RDS export's string columns to restore to their original types."""
 
 

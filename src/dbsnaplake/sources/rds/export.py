@@ -36,12 +36,11 @@ from dbsnaplake.frames.readers import is_ignorable
 from dbsnaplake.frames.schema import encode_schema, unify
 from dbsnaplake.manifest import files_table, write_manifest
 from dbsnaplake.progress import Progress
-from dbsnaplake.records import SnapshotDetails, SnapshotReader
+from dbsnaplake.records import ColumnRestore, SnapshotDetails, SnapshotReader
 from dbsnaplake.sources.base import ManifestUriFor, SourceBuildResult, TableSnapshot
 from dbsnaplake.sources.rds.restore import (
     DECIMAL,
     READER_FORMAT,
-    ColumnRestore,
     OriginalColumn,
     plan_restores,
     restored_schema,
@@ -472,5 +471,5 @@ def reader_options(target: str, schema: pa.Schema, restores: Sequence[ColumnRest
         format=READER_FORMAT,
         schema=encode_schema(schema),
         table=target,
-        columns=tuple(r.to_json() for r in restores),
+        columns=tuple(restores),
     )

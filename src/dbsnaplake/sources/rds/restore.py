@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from dbsnaplake.errors import SnapshotError
 from dbsnaplake.frames.readers import FileToRead, ReadResult, read_table
-from dbsnaplake.records import SnapshotReader
+from dbsnaplake.records import ColumnRestore, SnapshotReader
 
 READER_FORMAT = "rds-parquet"
 """The snapshot manifest's ``reader.format`` for RDS exports (see :mod:`dbsnaplake.sources.readers`)."""
@@ -77,37 +77,17 @@ class OriginalColumn:
     datetime_precision: int | None = None
 
 
-@dataclass(frozen=True)
-class ColumnRestore:
-    """How one string column of an export is parsed back into its original type."""
-
-    name: str
-    original_type: str
-    kind: str
-    precision: int | None = None
-    scale: int | None = None
-
-    @property
-    def arrow_type(self) -> pa.DataType:
-        if self.kind == DECIMAL:
-            assert self.precision is not None and self.scale is not None
-            return pa.decimal128(self.precision, self.scale)
-        return {
-            DATE: pa.date32(),
-            TIMESTAMP: pa.timestamp("us"),
-            TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
-            TIME: pa.time64("us"),
-        }[self.kind]
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "original_type": self.original_type, "kind": self.kind}
-        if self.kind == DECIMAL:
-            out.update(precision=self.precision, scale=self.scale)
-        return out
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ColumnRestore:
-        return cls(data["name"], data["original_type"], data["kind"], data.get("precision"), data.get("scale"))
+def arrow_type(restore: ColumnRestore) -> pa.DataType:
+    """The Arrow type a column is restored to."""
+    if restore.kind == DECIMAL:
+        assert restore.precision is not None and restore.scale is not None
+        return pa.decimal128(restore.precision, restore.scale)
+    return {
+        DATE: pa.date32(),
+        TIMESTAMP: pa.timestamp("us"),
+        TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+        TIME: pa.time64("us"),
+    }[restore.kind]
 
 
 def type_kind(original_type: str) -> tuple[str | None, tuple[int, ...]]:
@@ -183,7 +163,7 @@ def is_text(t: pa.DataType) -> bool:
 
 def restored_schema(schema: pa.Schema, restores: Sequence[ColumnRestore]) -> pa.Schema:
     """The footer schema with the restored columns' types."""
-    types = {r.name: r.arrow_type for r in restores}
+    types = {r.name: arrow_type(r) for r in restores}
     return pa.schema([pa.field(f.name, types.get(f.name, f.type), nullable=True) for f in schema])
 
 
@@ -234,14 +214,14 @@ def restore_column(values: pa.Array | pa.ChunkedArray, restore: ColumnRestore) -
         series = series.cast(pl.String)
     parsed = _parse(series, restore)
     bad = series.is_not_null() & parsed.is_null()
-    return parsed.to_arrow().cast(restore.arrow_type, safe=False), bad  # a time's ns → us (PostgreSQL prints µs)
+    return parsed.to_arrow().cast(arrow_type(restore), safe=False), bad  # a time's ns → us (PostgreSQL prints µs)
 
 
 def read_file(file: FileToRead, reader: SnapshotReader, on_bad_value: str) -> ReadResult:
     """Read one export file with its string columns restored (the ``rds-parquet`` source reader)."""
     table = read_table(file.uri, file.size)
     n_bad = 0
-    for restore in (ColumnRestore.from_json(c) for c in reader.columns):
+    for restore in reader.columns:
         index = table.schema.get_field_index(restore.name)
         if index < 0 or not is_text(table.schema.field(index).type):
             continue
@@ -251,7 +231,7 @@ def read_file(file: FileToRead, reader: SnapshotReader, on_bad_value: str) -> Re
             value = table.column(index)[int(bad.arg_true()[0])].as_py()
             raise SnapshotError(
                 f"table {reader.table or '?'}, column {restore.name!r} ({restore.original_type}), "
-                f"file {file.uri}: {value!r} does not parse as {restore.original_type} ({restore.arrow_type}; "
+                f"file {file.uri}: {value!r} does not parse as {restore.original_type} ({arrow_type(restore)}; "
                 f"{n} such value(s) in this file) — fix the source, or run with --on-bad-value null to store them as null and count them"
             )
         n_bad += n
