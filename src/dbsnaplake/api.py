@@ -45,7 +45,7 @@ from dbsnaplake.records import (
     parse_sort_keys,
 )
 from dbsnaplake.run.executors import InlineExecutor, make_executor
-from dbsnaplake.run.pipeline import RunResult, config_from_plan, publish_snapshot, run_pipeline
+from dbsnaplake.run.pipeline import STAGES, RunResult, config_from_plan, publish_snapshot, run_pipeline
 from dbsnaplake.run.status import RunStatus, StageStatus, run_status
 from dbsnaplake.run.tables import MultiTableResult, TableRun, run_source
 from dbsnaplake.sources import (
@@ -87,6 +87,7 @@ def compact_group(config: PipelineConfig, group_manifest: str) -> CompactResult:
 
 
 __all__ = [
+    "STAGES",
     "CompactResult",
     "ConfigError",
     "CsvOptions",

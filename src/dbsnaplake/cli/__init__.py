@@ -20,6 +20,7 @@ from dbsnaplake.cli.options import given_settings, setting_options
 from dbsnaplake.cli.output import RichProgress, console, err_console, print_error, print_json, print_result
 from dbsnaplake.config.settings import PipelineConfig, Roots, RunSettings, SourceSettings, TableSettings
 from dbsnaplake.errors import ConfigError, DbSnapLakeError
+from dbsnaplake.records import PlanCompactionResult, PlanResult
 from dbsnaplake.units import format_size
 
 PIPELINE = (Roots, RunSettings, TableSettings, PipelineConfig)
@@ -176,6 +177,11 @@ def plan(output: str, **options: Any) -> None:
     config = _pipeline_config(given_settings(options, *PIPELINE))
     with run_lock(config.location), RichProgress() as progress:
         result = plan_stage(config, progress)
+    _print_planned(result, output)
+
+
+def _print_planned(result: PlanResult | PlanCompactionResult, output: str) -> None:
+    """A planning stage's result: as text, or its group manifest URIs as JSON (for an orchestrator)."""
     if output == "json":
         print_json(list(result.group_manifests))
     else:
@@ -222,10 +228,7 @@ def plan_compaction_command(output: str, **options: Any) -> None:
     config = _planned(given.get("staging"), given)
     with run_lock(config.location), RichProgress() as progress:
         result = plan_compaction(config, progress)
-    if output == "json":
-        print_json(list(result.group_manifests))
-    else:
-        print_result(result)
+    _print_planned(result, output)
 
 
 @main.command()
