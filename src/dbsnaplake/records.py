@@ -286,7 +286,6 @@ class EtlResult(StoredRecord):
     n_partition: int
     size_out: int
     staging_manifest: str
-    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -309,7 +308,6 @@ class CompactResult(StoredRecord):
     size_in: int
     n_record: int
     files: tuple[WrittenFile, ...]
-    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

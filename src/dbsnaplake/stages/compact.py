@@ -9,7 +9,6 @@ rerun overwrites; files a previous run of this group wrote beyond the new count 
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -62,7 +61,6 @@ def compact(group_manifest: str, config: PipelineConfig | None = None) -> Compac
     """Merge one partition file group into the final data lake. Safe to rerun.
 
     The settings are the plan's (in the group manifest's header); ``config``, when given, must agree with them."""
-    start = time.perf_counter()
     manifest, header = read_group_manifest(group_manifest, PartitionFileGroup)
     config = planned_config(header.settings, config, group_manifest)
     schema = decode_schema(header.schema)
@@ -101,7 +99,6 @@ def compact(group_manifest: str, config: PipelineConfig | None = None) -> Compac
         size_in=manifest.size,
         n_record=n_record,
         files=tuple(written),
-        seconds=time.perf_counter() - start,
     )
     Ledger(config.location).mark_done(COMPACT, result)  # last: every file exists
     return result

@@ -14,7 +14,6 @@ a group overwrites its own files instead of adding new ones.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -152,7 +151,6 @@ def etl(group_manifest: str, config: PipelineConfig | None = None) -> EtlResult:
     """Process one snapshot file group end to end. Safe to rerun: it rewrites the same files.
 
     The settings are the plan's (in the group manifest's header); ``config``, when given, must agree with them."""
-    start = time.perf_counter()
     manifest, header = read_group_manifest(group_manifest, SnapshotFileGroup)
     config = planned_config(header.settings, config, group_manifest)
     group = header.group
@@ -215,7 +213,6 @@ def etl(group_manifest: str, config: PipelineConfig | None = None) -> EtlResult:
         n_partition=len(paths),
         size_out=sum(sizes),
         staging_manifest=summary,
-        seconds=time.perf_counter() - start,
     )
     Ledger(config.location).mark_done(ETL, result)  # last: the staging files and manifest exist
     return result
