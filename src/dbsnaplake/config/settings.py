@@ -254,6 +254,14 @@ class TableSettings:
     target_file_size: int = setting(
         DEFAULT_TARGET_FILE_SIZE, help="Size of the data lake's files.", parse=_size, result=True, toml_top_level=True
     )
+    keep_nanoseconds: bool = setting(
+        False,
+        flag="--keep-nanoseconds/--no-keep-nanoseconds",
+        help="Keep nanosecond timestamps as nanoseconds (Spark, Trino and pyiceberg need settings to read them); "
+        "by default they are stored in microseconds, and a value with nanoseconds is an error.",
+        result=True,
+        toml_top_level=True,
+    )
     group_size: int | None = setting(
         None,
         help="Most snapshot bytes per ETL group: 256MB.",
@@ -341,6 +349,10 @@ class SourceSettings:
         (), toml="csv.column_types", help="Some CSV column types: id=int64,price=decimal(12,2).",
         parse=lambda value, where: parse_column_types(value, where),
     )  # fmt: skip
+    column_types: tuple[tuple[str, str], ...] = setting(
+        (), help="Some column types of CSV and JSON files: id=int64,price=decimal(12,2),at=timestamp[us, UTC].",
+        parse=lambda value, where: parse_column_types(value, where),
+    )  # fmt: skip
 
 
 def parse_delimiter(text: Any, where: str = "--csv-delimiter") -> str:
@@ -417,6 +429,12 @@ class PipelineConfig(TableSettings, RunSettings):
             )
         if len(set(self.partition_by)) != len(self.partition_by):
             raise ConfigError(f"--partition-by names a column twice: {','.join(self.partition_by)}")
+        for key in self.sort_by:
+            if key.column in self.partition_by:
+                raise ConfigError(
+                    f"--sort-by {key.column} is a --partition-by column: every row of a partition has the same "
+                    f"{key.column}, so drop it from --sort-by"
+                )
         if self.snapshot_manifest is None:
             object.__setattr__(self, "snapshot_manifest", self.location.s3path_snapshot_manifest_summary)
         else:

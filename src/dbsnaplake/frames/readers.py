@@ -72,6 +72,16 @@ def is_ignorable(uri: str) -> bool:
     return name.startswith((".", "_")) or name.endswith(IGNORED_NAMES)
 
 
+def refuse_duplicate_columns(schema: pa.Schema, uri: str) -> None:
+    """A file with two columns of one name cannot become a table: a :class:`SnapshotError` naming both."""
+    twice = sorted({name for name in schema.names if schema.names.count(name) > 1})
+    if twice:
+        raise SnapshotError(
+            f"{uri} has more than one column named {', '.join(map(repr, twice))}: rename or drop the copies in "
+            "that file (or leave it out of the snapshot)"
+        )
+
+
 @dataclass(frozen=True)
 class ParquetFooter:
     schema: pa.Schema
@@ -85,7 +95,9 @@ def read_parquet_footer(uri: str, size: int | None = None) -> ParquetFooter:
         with storage.open_input_file(uri, size) as f:
             meta = pq.ParquetFile(f).metadata
             uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-            return ParquetFooter(meta.schema.to_arrow_schema(), meta.num_rows, uncompressed)
+            schema = meta.schema.to_arrow_schema()
+            refuse_duplicate_columns(schema, uri)
+            return ParquetFooter(schema, meta.num_rows, uncompressed)
     except FileNotFoundError:
         raise SnapshotError(f"file listed in the manifest is missing: {uri}") from None
     except (pa.ArrowInvalid, OSError, pa.ArrowNotImplementedError) as exc:
@@ -204,8 +216,14 @@ def _read_csv(uri: str, data: bytes, compression: str | None, csv: CsvFormat) ->
     )
 
 
-def _read_json(uri: str, data: bytes, compression: str | None) -> pa.Table:
-    """NDJSON, or a JSON array of objects (a file whose first non-space byte is ``[``)."""
+_ZONED = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+
+
+def _read_json(
+    uri: str, data: bytes, compression: str | None, column_types: Mapping[str, pa.DataType] | None = None
+) -> pa.Table:
+    """NDJSON, or a JSON array of objects (a file whose first non-space byte is ``[``); ``column_types`` instead of
+    the inferred types for some columns."""
     head = _text_stream(data, compression).read(SNIFF_BYTES).lstrip()
     if not head:
         return pa.table({})
@@ -216,7 +234,32 @@ def _read_json(uri: str, data: bytes, compression: str | None) -> pa.Table:
         if not rows:
             return pa.table({})
         data, compression = b"\n".join(json.dumps(row).encode() for row in rows), None  # same type inference
-    return pajson.read_json(_text_stream(data, compression))
+    types = dict(column_types or {})
+    options = pajson.ParseOptions(explicit_schema=pa.schema(types)) if types else None
+    table = pajson.read_json(_text_stream(data, compression), parse_options=options)
+    return _keep_utc(table, data, compression, set(types))
+
+
+def _keep_utc(table: pa.Table, data: bytes, compression: str | None, typed: set[str]) -> pa.Table:
+    """pyarrow reads ``"2024-01-01T00:00:00Z"`` (or ``+02:00``) as a UTC instant without a zone: an inferred
+    timestamp column whose every text names a zone is made ``timestamp[.., UTC]``, as the text says."""
+    inferred = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz is None]
+    inferred = [name for name in inferred if name not in typed]
+    if not inferred:
+        return table
+    as_text = pajson.read_json(
+        _text_stream(data, compression),
+        parse_options=pajson.ParseOptions(
+            explicit_schema=pa.schema([(name, pa.string()) for name in inferred]), unexpected_field_behavior="ignore"
+        ),
+    )
+    for name in inferred:
+        texts = [text for text in as_text[name].to_pylist() if text is not None]
+        if texts and all(_ZONED.search(text) for text in texts):
+            index = table.schema.get_field_index(name)
+            zoned = pa.timestamp(table.schema.field(index).type.unit, "UTC")
+            table = table.set_column(index, pa.field(name, zoned), table.column(index).cast(zoned))
+    return table
 
 
 def read_table(uri: str, size: int | None = None, csv: CsvFormat | None = None) -> pa.Table:
@@ -224,13 +267,14 @@ def read_table(uri: str, size: int | None = None, csv: CsvFormat | None = None) 
     fmt = detect_format(uri)
     try:
         if fmt.kind == PARQUET:
-            if storage.is_s3(uri):
-                return pq.read_table(pa.BufferReader(storage.read_bytes(uri)))
-            return pq.read_table(uri, memory_map=True)
+            source = pa.BufferReader(storage.read_bytes(uri)) if storage.is_s3(uri) else uri
+            table = pq.read_table(source, memory_map=not storage.is_s3(uri))
+            refuse_duplicate_columns(table.schema, uri)
+            return table
         data = storage.read_bytes(uri)
         if fmt.kind == CSV:
             return _read_csv(uri, data, fmt.compression, csv or CsvFormat())
-        return _read_json(uri, data, fmt.compression)
+        return _read_json(uri, data, fmt.compression, (csv or CsvFormat()).column_types)
     except FileNotFoundError:
         raise SnapshotError(f"file listed in the manifest is missing: {uri}") from None
     except json.JSONDecodeError as exc:

@@ -2,8 +2,9 @@
 
 Columns are matched by name; a column missing from a file is null there; null-only columns take the other
 files' type; numbers widen (int32 + int64 → int64, int + float → float64, decimals widen); timestamps take the
-finer unit. Types that cannot be unified (string vs int, timestamp with vs without a zone, ...) raise
-:class:`SchemaConflictError` naming the column and both files.
+finer unit. Types that cannot be unified (string vs int, timestamp with vs without a zone, decimals whose union
+needs more than 38 digits such as decimal(38, 0) and decimal(38, 10), ...) raise :class:`SchemaConflictError`
+naming the column and both files.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from dbsnaplake.errors import SchemaConflictError, SnapshotError
+
+MAX_DECIMAL_DIGITS = 38
 
 
 def _plain_type(t: pa.DataType) -> pa.DataType:
@@ -41,6 +44,7 @@ def unify(named_schemas: Sequence[tuple[str, pa.Schema]]) -> pa.Schema:
                 unified = pa.unify_schemas([unified, schema], promote_options="permissive")
             except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 raise _conflict(unified, schema, origin, source) from None
+            _refuse_overwide_decimals(previous, schema, unified, origin, source)
         for f in schema:
             # remember the file that gave the column its current type, to name it in a conflict
             if f.name not in origin or (
@@ -48,6 +52,31 @@ def unify(named_schemas: Sequence[tuple[str, pa.Schema]]) -> pa.Schema:
             ):
                 origin[f.name] = source
     return unified if unified is not None else pa.schema([])
+
+
+def _refuse_overwide_decimals(
+    before: pa.Schema, schema: pa.Schema, unified: pa.Schema, origin: dict[str, str], source: str
+) -> None:
+    """Two decimals of at most 38 digits whose union needs more (decimal(38, 0) and decimal(38, 10) need 48) have no
+    common type the transform (Polars) and most readers take: a conflict, not a silent decimal256."""
+    for f in unified:
+        if not pa.types.is_decimal(f.type) or f.type.precision <= MAX_DECIMAL_DIGITS:
+            continue
+        if f.name not in before.names or f.name not in schema.names:
+            continue
+        old, new = before.field(f.name).type, schema.field(f.name).type
+        if _digits(old) > MAX_DECIMAL_DIGITS or _digits(new) > MAX_DECIMAL_DIGITS:
+            continue
+        raise SchemaConflictError(
+            f"column {f.name!r} is {old} in {origin[f.name]} but {new} in {source}: a decimal holding both needs "
+            f"{f.type.precision} digits, more than {MAX_DECIMAL_DIGITS} — cast the column to one type in the source "
+            f"files (e.g. decimal({MAX_DECIMAL_DIGITS}, {f.type.scale}) if its whole part has at most "
+            f"{MAX_DECIMAL_DIGITS - f.type.scale} digits)"
+        )
+
+
+def _digits(t: pa.DataType) -> int:
+    return int(t.precision) if pa.types.is_decimal(t) else 0
 
 
 def _conflict(unified: pa.Schema, schema: pa.Schema, origin: dict[str, str], source: str) -> SchemaConflictError:

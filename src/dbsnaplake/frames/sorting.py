@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dbsnaplake.errors import ConfigError
 from dbsnaplake.records import SortKey
 
 
@@ -49,11 +50,38 @@ class _Desc:
     __hash__ = None  # type: ignore[assignment]
 
 
+def _is_orderable(t: pa.DataType) -> bool:
+    """pyarrow sorts every scalar type but float16; nested types have no order."""
+    return not (pa.types.is_nested(t) or pa.types.is_interval(t) or pa.types.is_float16(t))
+
+
+def check_sort_keys(schema: pa.Schema, keys: Sequence[SortKey], where: str) -> None:
+    """Refuse a sort key whose column has no order (struct, list, map): one line naming it."""
+    for key in keys:
+        index = schema.get_field_index(key.column)
+        if index >= 0 and not _is_orderable(schema.field(index).type):
+            raise ConfigError(
+                f"--sort-by {key.column}: column {key.column!r} of {where} is {schema.field(index).type}, which cannot be "
+                "sorted: sort by scalar columns (numbers, text, dates, times, decimals), or by one of its fields made a "
+                "column in --transform"
+            )
+
+
+def _comparable(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Temporal columns as their integers (same order; ``as_py`` cannot make nanoseconds into datetimes)."""
+    t = column.type
+    if pa.types.is_timestamp(t) or pa.types.is_duration(t) or pa.types.is_time64(t) or pa.types.is_date64(t):
+        return column.cast(pa.int64())
+    if pa.types.is_time32(t) or pa.types.is_date32(t):
+        return column.cast(pa.int32())
+    return column
+
+
 class _RowKeys:
     """Comparable Python keys for single rows of a table, in pyarrow's sort order."""
 
     def __init__(self, table: pa.Table, keys: Sequence[SortKey]) -> None:
-        self._columns = [(table.column(k.column), k.descending) for k in keys]
+        self._columns = [(_comparable(table.column(k.column)), k.descending) for k in keys]
 
     def key(self, row: int) -> tuple[Any, ...]:
         out: list[Any] = []

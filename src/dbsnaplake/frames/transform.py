@@ -14,6 +14,7 @@ import polars as pl
 import pyarrow as pa
 
 from dbsnaplake.errors import ConfigError, TransformError
+from dbsnaplake.frames.types import for_polars
 
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 SQL_TABLE = "snapshot"
@@ -73,7 +74,8 @@ def apply_transform(spec: str | None, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def output_schema(spec: str | None, input_schema: pa.Schema) -> pa.Schema:
-    """What the transform produces, found by running it on an empty frame (cheap; fails fast before any write)."""
-    empty = pl.from_arrow(input_schema.empty_table())
+    """What the transform produces (in Polars' Arrow types), found by running it on an empty frame (cheap; fails
+    fast before any write)."""
+    empty = pl.from_arrow(for_polars(input_schema.empty_table(), "the snapshot"))
     assert isinstance(empty, pl.DataFrame)
-    return apply_transform(spec, empty).to_arrow().schema
+    return apply_transform(spec, empty).to_arrow(compat_level=pl.CompatLevel.oldest()).schema

@@ -50,7 +50,7 @@ def dictionary_columns(sample: pa.Table) -> list[str]:
     limit = max(1, int(sample.num_rows * DICTIONARY_MAX_DISTINCT_SHARE))
     chosen = []
     for name, column in zip(sample.column_names, sample.columns, strict=True):
-        if pa.types.is_nested(column.type):
+        if pa.types.is_nested(column.type) or pa.types.is_null(column.type):  # no count_distinct kernel for null
             continue
         if pc.count_distinct(column, mode="all").as_py() <= limit:
             chosen.append(name)

@@ -62,7 +62,7 @@ class FolderOptions:
             delimiter=settings.csv_delimiter,
             header=settings.csv_header,
             column_names=settings.csv_column_names,
-            column_types=settings.csv_column_types,
+            column_types=settings.csv_column_types + settings.column_types,  # the CSV options carry JSON's too
         )
         return cls(name=settings.table_name, csv=csv, count_text_records=settings.count_text_records)
 

@@ -26,8 +26,9 @@ from dbsnaplake.errors import SnapshotError, TransformError
 from dbsnaplake.frames.partitioning import partition_path
 from dbsnaplake.frames.readers import FileToRead, ReadResult, read_snapshot_file
 from dbsnaplake.frames.schema import conform, decode_schema, encode_schema, unify
-from dbsnaplake.frames.sorting import merge_sorted_runs, sort_table
+from dbsnaplake.frames.sorting import check_sort_keys, merge_sorted_runs, sort_table
 from dbsnaplake.frames.transform import apply_transform
+from dbsnaplake.frames.types import for_polars, lake_schema, to_lake
 from dbsnaplake.frames.writer import open_parquet_writer
 from dbsnaplake.layout import STAGING_FILE_GROUPS_FOLDER
 from dbsnaplake.ledger import ETL, Ledger
@@ -98,7 +99,7 @@ def group_files(manifest: Manifest) -> Iterator[FileToRead]:
 
 
 def transform_file(spec: str | None, table: pa.Table, uri: str) -> pl.DataFrame:
-    frame = pl.from_arrow(table, rechunk=False)
+    frame = pl.from_arrow(for_polars(table, uri), rechunk=False)
     assert isinstance(frame, pl.DataFrame)
     try:
         return apply_transform(spec, frame)
@@ -164,15 +165,18 @@ def etl(group_manifest: str, config: PipelineConfig | None = None) -> EtlResult:
         table = read.table
         n_bad_value += read.n_bad_value
         n_record_in += table.num_rows
+        source_schema = table.schema
         out = transform_file(config.transform, table, uri)
         del table
         config.require_output_columns(out.columns)
         n_record_out += out.height
-        schema = out.drop(list(config.partition_by)).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+        polars_schema = out.drop(list(config.partition_by)).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+        schema = lake_schema(polars_schema, source_schema, config.keep_nanoseconds)
+        check_sort_keys(schema, config.sort_by, uri)
         if not any(schema.equals(seen) for _, seen in out_schemas):
             out_schemas.append((uri, schema))
         for path, part in split_partitions(out, config.partition_by):
-            arrow = part.to_arrow(compat_level=pl.CompatLevel.oldest())
+            arrow = to_lake(part.to_arrow(compat_level=pl.CompatLevel.oldest()), source_schema, config.keep_nanoseconds, uri)
             partitions.setdefault(path, PartitionRuns()).add(sort_table(arrow, config.sort_by))
     out_schema = unify(out_schemas)
 

@@ -23,7 +23,9 @@ from dbsnaplake.config.settings import PipelineConfig
 from dbsnaplake.errors import ConfigError, SnapshotError
 from dbsnaplake.frames.readers import PARQUET, FileToRead, detect_format, read_parquet_footer
 from dbsnaplake.frames.schema import decode_schema, encode_schema, unify
+from dbsnaplake.frames.sorting import check_sort_keys
 from dbsnaplake.frames.transform import output_schema
+from dbsnaplake.frames.types import lake_schema, refuse_unsupported
 from dbsnaplake.layout import SNAPSHOT_FILE_GROUPS_FOLDER, S3Location, snapshot_time, version_root, version_stamp
 from dbsnaplake.ledger import Ledger, plan_fingerprint, refuse_rewriting_published
 from dbsnaplake.manifest import (
@@ -131,9 +133,11 @@ def check_roots(location: S3Location, file_uris: list[str]) -> None:
 
 
 def check_transform(config: PipelineConfig, schema: pa.Schema) -> pa.Schema:
-    """Run the transform on an empty frame; the partition and sort columns must come out of it."""
-    out = output_schema(config.transform, schema)
+    """Run the transform on an empty frame; the partition and sort columns must come out of it, the sort columns
+    in types that can be sorted. Returns the output's lake schema."""
+    out = lake_schema(output_schema(config.transform, schema), schema, config.keep_nanoseconds)
     config.require_output_columns(out.names)
+    check_sort_keys(out, config.sort_by, "the transform's output" if config.transform else "the snapshot")
     return out
 
 
@@ -197,6 +201,8 @@ def plan(config: PipelineConfig, progress: Progress | None = None, manifest: Man
         check_transform(config, schema)
     else:
         parquet = [(uris[i], f.schema) for i, f in inspected.items() if f.schema is not None]
+        for uri, file_schema in parquet:
+            refuse_unsupported(file_schema, uri)
         sample_schema = unify(parquet) if parquet else None
         if sample_schema is not None and all_parquet and not reader:
             check_transform(config, sample_schema)
