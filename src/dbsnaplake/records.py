@@ -473,7 +473,7 @@ class CsvOptions(Record):
     column_names: tuple[str, ...] = ()
     column_types: tuple[tuple[str, str], ...] = ()
     """``(column, type spelling)`` pairs, e.g. ``("price", "decimal(12,2)")`` (see
-    :func:`dbsnaplake.frames.readers.parse_type`)."""
+    :func:`dbsnaplake.frames.readers.parse_type`); they apply to the folder's JSON files too (``--column-types``)."""
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "") -> CsvOptions:
