@@ -273,6 +273,7 @@ def test_an_older_snapshot_never_replaces_a_newer_one(local_root: str) -> None:
     result = run_pipeline(older, fresh=True)
     assert result.published is not None and not result.published.pointer_moved
     assert "2024_05_01" in (latest_root(newer.location.s3dir_datalake) or "")
+    assert "_latest.json stays on the newer version 2024_05_01_00_00_00" in str(result.published)
 
 
 @pytest.mark.slow

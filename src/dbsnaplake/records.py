@@ -420,10 +420,15 @@ class PublishResult(Record):
     n_file: int
     n_record: int
     pointer_moved: bool
+    newer_version: str | None = None
+    """``--publish latest``: the newer version ``_latest.json`` kept pointing to (this snapshot is older)."""
 
     def __str__(self) -> str:
         where = f"{self.root} (_latest.json points to it)" if self.pointer_moved else self.root
-        return f"{self.n_file:,} files, {self.n_record:,} records committed in {where}"
+        line = f"{self.n_file:,} files, {self.n_record:,} records committed in {where}"
+        if self.newer_version:
+            line += f"; _latest.json stays on the newer version {self.newer_version}"
+        return line
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -57,3 +58,26 @@ def print_json(data: Any) -> None:
 
 def print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+OUTPUT_VERSION = 1
+"""Version of the documents ``--output json`` prints (README, "Machine-readable output"). A new key keeps the
+version; a key removed, renamed or changing meaning bumps it."""
+
+
+class JsonOutput:
+    """The command printing one JSON document on stdout, if any: errors then become a JSON document too."""
+
+    command: str | None = None
+
+
+def print_document(command: str, data: Mapping[str, Any]) -> None:
+    """One JSON document on stdout: ``{"dbsnaplake_output": 1, "command": ..., "ok": ..., ...}``."""
+    print_json({"dbsnaplake_output": OUTPUT_VERSION, "command": command, **data})
+
+
+def print_error_document(error: BaseException) -> None:
+    if JsonOutput.command is not None:
+        print_document(
+            JsonOutput.command, {"ok": False, "error": {"type": type(error).__name__, "message": str(error)}}
+        )

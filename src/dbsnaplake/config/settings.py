@@ -296,6 +296,12 @@ class RunSettings:
         default_text="the staging path's snapshot=..., an export's time, or now",
     )
     retries: int = setting(2, help="Retries of a failed group (exponential backoff) before the run stops.", at_least=0)
+    clean_staging: bool = setting(
+        False,
+        flag="--clean-staging/--keep-staging",
+        help="After publishing, remove the staging lake (STAGING/datalake/, as big as the lake); manifests, state "
+        "and report stay, so status and report still work.",
+    )
     compression: str = setting("zstd", help="Parquet codec of staging and data-lake files.", flag=None, toml=None,
                                result=True)  # fmt: skip
 

@@ -55,6 +55,21 @@ class RunResult:
     skipped: dict[str, int] = field(default_factory=dict)
     """Per stage, what an earlier run had finished: groups (etl, compact) or 1 (plan, plan-compaction)."""
 
+    def to_dict(self) -> dict[str, Any]:
+        """What ``--output json`` prints for one table (see README, "Machine-readable output")."""
+        return {
+            "ok": self.validation.ok,
+            "datalake": self.plan.version_root,
+            "version": self.plan.version,
+            "snapshot": self.plan.stats.to_dict(),
+            "group_size": self.plan.group_size.to_dict(),
+            "groups": {"etl": len(self.plan.group_manifests), "compact": len(self.compaction_plan.group_manifests)},
+            "skipped": dict(self.skipped),
+            "validation": self.validation.to_dict(),
+            "published": self.published.to_dict() if self.published else None,
+            "seconds": dict(self.seconds),
+        }
+
     def __str__(self) -> str:
         v, p = self.validation, self.plan.stats
         timing = ", ".join(f"{stage} {self.seconds[stage]:.1f}s" for stage in STAGES if stage in self.seconds)
@@ -185,6 +200,9 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
     published = publish(config)
     if published is not None:
         progress.note(str(published))
+    if config.clean_staging:
+        files, size = ledger.clean_staging_lake()
+        progress.note(f"staging lake removed ({files:,} files, {format_size(size)}): --clean-staging")
     seconds["publish"] = time.perf_counter() - start
 
     return RunResult(

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 from dbsnaplake.config.file import SourceRunConfig
 from dbsnaplake.config.settings import PipelineConfig, TableSettings, setting_fields
@@ -117,6 +118,23 @@ class MultiTableResult:
     @property
     def failed(self) -> tuple[str, ...]:
         return tuple(run.name for run in self.runs if not run.ok)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``run --output json`` prints (see README, "Machine-readable output")."""
+        return {
+            "ok": self.ok,
+            "source": {"kind": self.source.kind, "uri": self.source.source, "warnings": list(self.source.warnings)},
+            "tables": [
+                {
+                    "name": run.name,
+                    "datalake": run.datalake,
+                    "error": run.error,
+                    "seconds": run.seconds,
+                    **(run.result.to_dict() if run.result else {"ok": False}),
+                }
+                for run in self.runs
+            ],
+        }
 
     def __str__(self) -> str:
         lines = []
