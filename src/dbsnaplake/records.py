@@ -287,6 +287,11 @@ class EtlResult(StoredRecord):
     size_out: int
     staging_manifest: str
 
+    @property
+    def processed(self) -> tuple[int, int, int]:
+        """Files, bytes and rows the group read."""
+        return self.n_file_in, self.size_in, self.n_record_in
+
 
 @dataclass(frozen=True)
 class WrittenFile(Record):
@@ -308,6 +313,11 @@ class CompactResult(StoredRecord):
     size_in: int
     n_record: int
     files: tuple[WrittenFile, ...]
+
+    @property
+    def processed(self) -> tuple[int, int, int]:
+        """Files, bytes and rows the group read."""
+        return self.n_file_in, self.size_in, self.n_record
 
 
 @dataclass(frozen=True)

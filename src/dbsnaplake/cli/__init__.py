@@ -19,8 +19,8 @@ import click
 from dbsnaplake import __version__
 from dbsnaplake.cli.options import given_settings, setting_options
 from dbsnaplake.cli.output import (
+    Display,
     JsonOutput,
-    RichProgress,
     console,
     err_console,
     print_document,
@@ -28,6 +28,7 @@ from dbsnaplake.cli.output import (
     print_error_document,
     print_json,
     print_result,
+    progress_display,
 )
 from dbsnaplake.config.settings import PipelineConfig, Roots, RunSettings, SourceSettings, TableSettings
 from dbsnaplake.errors import ConfigError, DbSnapLakeError
@@ -68,11 +69,35 @@ def _exit(code: int) -> NoReturn:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__)
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Debug logs on stderr (stages, groups, retries).")
+@click.option("-q", "--quiet", is_flag=True, help="Errors only on stderr: no progress, no notes.")
+@click.option("--log-file", default=None, help="Also write debug logs to this file.")
+def main(verbose: bool, quiet: bool, log_file: str | None) -> None:
     """Turn a database snapshot export into a hive-partitioned, compacted, validated Parquet data lake.
 
     Start with 'dbsnaplake demo'. Stages: plan → etl → plan-compaction → compact → validate → publish; 'run' does all.
+    Progress goes to stderr: bars on a terminal, plain lines in a pipe or a CI log. Example: dbsnaplake -q run ...
     """
+    Display.quiet = quiet
+    configure_logging(verbose, log_file)
+
+
+def configure_logging(verbose: bool, log_file: str | None) -> None:
+    """Debug logs of the ``dbsnaplake`` loggers: on stderr with -v, in a file with --log-file."""
+    import logging
+
+    logger = logging.getLogger("dbsnaplake")
+    form = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = []
+    if verbose:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    for handler in handlers:
+        handler.setFormatter(form)
+        logger.addHandler(handler)
+    if handlers:
+        logger.setLevel(logging.DEBUG)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,7 +138,7 @@ def _run_pipeline(config: PipelineConfig, fresh: bool = False, output: str = "te
     from dbsnaplake.run.executors import make_executor
     from dbsnaplake.run.pipeline import run_pipeline
 
-    with RichProgress() as progress, make_executor(config.executor, config.workers) as pool:
+    with progress_display() as progress, make_executor(config.executor, config.workers) as pool:
         result = run_pipeline(config, pool, progress, fresh=fresh)
     if output == "json":
         print_document("run", {"ok": result.validation.ok, "tables": [{"name": None, **result.to_dict()}]})
@@ -133,7 +158,7 @@ def demo(root: str, **options: Any) -> None:
     from dbsnaplake.demo import prepare_demo
 
     given = given_settings(options, RunSettings)
-    with RichProgress() as progress:
+    with progress_display() as progress:
         config = prepare_demo(root, given.get("workers", RunSettings().workers), progress)
     _run_pipeline(dataclasses.replace(config, **given))
 
@@ -195,7 +220,7 @@ def _run_source(
             "--source builds the manifests from the snapshot — pass one of them"
         )
     config = source_run_config(load_config(config_file) if config_file else None, {**given, **source}, tables)
-    with RichProgress() as progress, make_executor(config.executor, config.workers) as pool:
+    with progress_display() as progress, make_executor(config.executor, config.workers) as pool:
         result = run_source(config, pool, progress, fresh)
     if output == "json":
         print_document("run", result.to_dict())
@@ -222,7 +247,7 @@ def plan(output: str, **options: Any) -> None:
     from dbsnaplake.stages.plan import plan as plan_stage
 
     config = _pipeline_config(given_settings(options, *PIPELINE))
-    with run_lock(config.location), RichProgress() as progress:
+    with run_lock(config.location), progress_display() as progress:
         result = plan_stage(config, progress)
     _print_planned(result, output)
 
@@ -273,7 +298,7 @@ def plan_compaction_command(output: str, **options: Any) -> None:
 
     given = given_settings(options, *PIPELINE)
     config = _planned(given.get("staging"), given)
-    with run_lock(config.location), RichProgress() as progress:
+    with run_lock(config.location), progress_display() as progress:
         result = plan_compaction(config, progress)
     _print_planned(result, output)
 
@@ -304,7 +329,7 @@ def validate(output: str, **options: Any) -> None:
 
     json_output = _json_output("validate", output)
     given = given_settings(options, *PIPELINE)
-    with RichProgress() as progress:
+    with progress_display() as progress:
         result = validate_stage(_planned(given.get("staging"), given), progress)
     if json_output:
         print_document("validate", result.to_dict())
@@ -325,7 +350,7 @@ def publish_command(output: str, **options: Any) -> None:
 
     json_output = _json_output("publish", output)
     given = given_settings(options, *PIPELINE)
-    with RichProgress() as progress:
+    with progress_display() as progress:
         result = publish_snapshot(_planned(given.get("staging"), given), progress)
     if json_output:
         print_document("publish", {"ok": True, "published": result.to_dict() if result else None})
@@ -451,7 +476,7 @@ def manifest_build(source: str, out: str, **options: Any) -> None:
     from dbsnaplake.sources import DynamoDBOptions, FolderOptions, write_source_manifests
 
     settings = SourceSettings(**given_settings(options, SourceSettings))
-    with RichProgress() as progress:
+    with progress_display() as progress:
         result = write_source_manifests(
             source, out, progress, FolderOptions.of(settings), DynamoDBOptions(settings.dynamodb_maps)
         )

@@ -153,11 +153,14 @@ class _TableProgress:
     def __init__(self, progress: Progress, name: str) -> None:
         self._progress, self._name = progress, name
 
-    def start(self, task: str, total: int) -> None:
-        self._progress.start(f"{self._name}: {task}", total)
+    def start(self, task: str, total: int, done: int = 0, total_bytes: int = 0, done_bytes: int = 0) -> None:
+        self._progress.start(f"{self._name}: {task}", total, done, total_bytes, done_bytes)
 
     def advance(self, steps: int = 1) -> None:
         self._progress.advance(steps)
+
+    def flow(self, files: int = 0, size: int = 0, rows: int = 0) -> None:
+        self._progress.flow(files, size, rows)
 
     def note(self, message: str) -> None:
         self._progress.note(f"{self._name}: {message}")
