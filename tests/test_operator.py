@@ -4,6 +4,7 @@ from status and versions."""
 from __future__ import annotations
 
 import json
+import re
 
 from dbsnaplake import storage
 
@@ -100,3 +101,30 @@ def test_versions_list_explains_a_historical_lake(local_root: str) -> None:
     assert "historical lake" in listed.stdout and "600 records" in listed.stdout
     empty = dbsnaplake("versions", "list", "--datalake", storage.join(local_root, "nothing-here"))
     assert empty.returncode == 0 and "nothing is published there yet" in empty.stdout
+
+
+def test_dry_run_says_what_a_run_would_make_and_writes_nothing(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=4, rows_per_file=500)
+    options = stage_options(local_root, manifest)
+    staging = staging_of(options)
+
+    text = dbsnaplake("plan", *options, "--dry-run")
+    assert text.returncode == 0, text.stderr
+    assert "would plan" in text.stdout and "dry run: nothing was written" in text.stdout
+    assert re.search(r"~\d+ partitions, ~\d+ staging files", text.stdout), text.stdout
+    as_json = document(dbsnaplake("run", *options, "--dry-run", "--output", "json").stdout, "plan")
+    assert as_json["dry_run"] is True and as_json["estimate"]["partitions_in_sample"] > 0  # type: ignore[index]
+    assert not storage.list_files(staging) and not storage.exists(staging), "a dry run writes nothing"
+
+
+def test_a_run_with_far_too_many_partitions_is_refused_before_writing(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=2, rows_per_file=300)
+    options = [*stage_options(local_root, manifest), "--partition-by", "order_id", "--max-partitions", "100"]
+
+    refused = dbsnaplake("run", *options)
+    assert refused.returncode == 1
+    assert "--partition-by order_id would make about" in refused.stderr and "--max-partitions" in refused.stderr
+    datalake = options[options.index("--datalake") + 1]
+    assert not storage.exists(datalake) and not storage.list_files(storage.join(staging_of(options), "manifests", "snapshot-file-groups"))
+    allowed = dbsnaplake("plan", *options[:-2], "--max-partitions", "0", "--dry-run")
+    assert allowed.returncode == 0, allowed.stderr

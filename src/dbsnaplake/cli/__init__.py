@@ -115,6 +115,16 @@ def output_option(function: F) -> F:
     )(function)
 
 
+def dry_run_option(function: F) -> F:
+    """``--dry-run``: read the manifest and a sample of the data, say what a run would make, write nothing."""
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Read the manifest and a sample of the data; print the groups, estimated partitions, files, bytes and "
+        "time; write nothing.",
+    )(function)
+
+
 def _json_output(command: str, output: str) -> bool:
     if output == "json":
         JsonOutput.command = command
@@ -169,8 +179,9 @@ def demo(root: str, **options: Any) -> None:
     "--config", "config_file", default=None, help='TOML settings: source, roots, [tables."db.table"] sections.'
 )
 @click.option("--fresh", is_flag=True, help="Discard what earlier runs did in this staging area; start over.")
+@dry_run_option
 @output_option
-def run(config_file: str | None, fresh: bool, output: str, **options: Any) -> None:
+def run(config_file: str | None, fresh: bool, dry_run: bool, output: str, **options: Any) -> None:
     """Run (or resume) every stage over a worker pool: local processes by default, or a Dask cluster.
 
     A rerun after a crash or a failure resumes: finished groups are skipped, and the data lake is published
@@ -193,12 +204,21 @@ def run(config_file: str | None, fresh: bool, output: str, **options: Any) -> No
     source = given_settings(options, SourceSettings)
     run_given = given_settings(options, Roots, RunSettings, PipelineConfig)
     if source.get("source") is not None or config_file is not None:
+        if dry_run:
+            raise ConfigError(
+                "--dry-run goes with --manifest: build the manifest first ('dbsnaplake manifest build SOURCE'), "
+                "then 'dbsnaplake run --manifest ... --dry-run'"
+            )
         _run_source(config_file, fresh, source, run_given, tables, output)
         return
     if source:
         flags = ", ".join("--" + k.replace("_", "-") for k in source)
         raise ConfigError(f"{flags}: these options go with --source (or --config)")
-    _run_pipeline(_pipeline_config({**run_given, **tables}), fresh, output)
+    config = _pipeline_config({**run_given, **tables})
+    if dry_run:
+        _dry_run(config, output)
+        return
+    _run_pipeline(config, fresh, output)
 
 
 def _run_source(
@@ -234,10 +254,23 @@ def _run_source(
         sys.exit(1)
 
 
+def _dry_run(config: PipelineConfig, output: str) -> None:
+    """Plan without writing anything and say what a run would make."""
+    from dbsnaplake.stages.plan import plan as plan_stage
+
+    with progress_display() as progress:
+        result = plan_stage(config, progress, dry_run=True)
+    if output == "json":
+        print_document("plan", {"ok": True, "dry_run": True, **result.to_dict()})
+    else:
+        print_result(result)
+
+
 @main.command()
 @setting_options(*PIPELINE)
+@dry_run_option
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def plan(output: str, **options: Any) -> None:
+def plan(dry_run: bool, output: str, **options: Any) -> None:
     """Stage 1: inspect the snapshot and write one manifest per snapshot file group, and the plan (with every
     setting: the other stage commands read theirs from it).
 
@@ -247,6 +280,9 @@ def plan(output: str, **options: Any) -> None:
     from dbsnaplake.stages.plan import plan as plan_stage
 
     config = _pipeline_config(given_settings(options, *PIPELINE))
+    if dry_run:
+        _dry_run(config, output)
+        return
     with run_lock(config.location), progress_display() as progress:
         result = plan_stage(config, progress)
     _print_planned(result, output)
