@@ -93,8 +93,12 @@ class RichProgress:
     def _refresh(self) -> None:
         if self._bar is None or self._task is None:
             return
-        counts = self._task.line().split(": ", 1)[1]
-        self._bar.update(self._task_id, completed=self._task.done, counts=counts)
+        task = self._task
+        counts = task.line().split(": ", 1)[1]
+        if task.total_bytes:  # the bar moves with the bytes processed, file by file, not only group by group
+            self._bar.update(self._task_id, total=task.total_bytes, completed=task.size, counts=counts)
+        else:
+            self._bar.update(self._task_id, completed=task.done, counts=counts)
 
     def advance(self, steps: int = 1) -> None:
         if self._task is not None:
