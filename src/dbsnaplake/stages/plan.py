@@ -328,51 +328,38 @@ def plan(
     refuse_rewriting_published(root)
     location = config.location
     settings = config.to_dict()
+    encoded_schema = encode_schema(schema) if schema is not None else None
+    names = [location.group_manifest_summary(SNAPSHOT_FILE_GROUPS_FOLDER, n) for n in range(1, len(groups) + 1)]
+    result = PlanResult(
+        stats=stats,
+        group_size=choice,
+        group_manifests=tuple(names),
+        schema=encoded_schema,
+        fingerprint=fingerprint,
+        version=stamp,
+        version_root=root,
+        settings=settings,
+        estimate=expected,
+        dry_run=dry_run,
+    )
     if dry_run:
-        return PlanResult(
-            stats=stats,
-            group_size=choice,
-            group_manifests=tuple(
-                location.group_manifest_summary(SNAPSHOT_FILE_GROUPS_FOLDER, n) for n in range(1, len(groups) + 1)
-            ),
-            schema=encode_schema(schema) if schema is not None else None,
-            fingerprint=fingerprint,
-            version=stamp,
-            version_root=root,
-            settings=settings,
-            estimate=expected,
-            dry_run=True,
-        )
+        return result
     ledger = Ledger(config.location)
     ledger.reset(root)
     progress.start("write snapshot file group manifests", len(groups))
 
-    def write_group(numbered: tuple[int, list[int]]) -> str:
-        number, indices = numbered
-        summary_uri = location.group_manifest_summary(SNAPSHOT_FILE_GROUPS_FOLDER, number)
+    def write_group(number: int) -> None:
         header = SnapshotFileGroup(
             group=number,
             n_group=len(groups),
             snapshot_manifest=manifest.summary_uri,
             settings=settings,
             reader=reader,
-            schema=encode_schema(schema) if schema is not None else None,
+            schema=encoded_schema,
         )
         data_uri = location.group_manifest_data(SNAPSHOT_FILE_GROUPS_FOLDER, number)
-        write_manifest(summary_uri, files.take(indices), header, data_uri)
-        return summary_uri
+        write_manifest(names[number - 1], files.take(groups[number - 1]), header, data_uri)
 
-    summaries = map_io(write_group, list(enumerate(groups, start=1)), progress)  # S3 PUTs in parallel
-    result = PlanResult(
-        stats=stats,
-        group_size=choice,
-        group_manifests=tuple(summaries),
-        schema=encode_schema(schema) if schema is not None else None,
-        fingerprint=fingerprint,
-        version=stamp,
-        version_root=root,
-        settings=settings,
-        estimate=expected,
-    )
+    map_io(write_group, range(1, len(groups) + 1), progress)  # S3 PUTs in parallel
     ledger.write_plan(result)  # last: the plan is complete
     return result
