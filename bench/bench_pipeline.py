@@ -278,11 +278,14 @@ class PhaseProgress:
     def __init__(self, sampler: RssSampler) -> None:
         self._sampler = sampler
 
-    def start(self, task: str, total: int) -> None:
+    def start(self, task: str, total: int, done: int = 0, total_bytes: int = 0, done_bytes: int = 0) -> None:
         log(f"  {task} ({total})")
         self._sampler.enter_phase(STAGE_PHASES.get(task, "other"))
 
     def advance(self, steps: int = 1) -> None:
+        pass
+
+    def flow(self, files: int = 0, size: int = 0, rows: int = 0) -> None:
         pass
 
     def note(self, message: str) -> None:

@@ -63,6 +63,7 @@ from dbsnaplake.api import (  # noqa: E402
     validate,
 )
 from dbsnaplake.manifest import files_table, write_manifest  # noqa: E402
+from dbsnaplake.progress import Report  # noqa: E402
 from dbsnaplake.run.groups import run_groups  # noqa: E402
 
 DEFAULT_OUT = HERE / "out"
@@ -77,17 +78,19 @@ PLANNING_WORKER_MEMORY = 4 * 1024 * MiB
 # ---- worker functions (top level, so the process pool can pickle them by reference) ------------------------
 
 
-def timed_etl(group_manifest: str, config: PipelineConfig) -> tuple[EtlResult, float]:
+def timed_etl(group_manifest: str, config: PipelineConfig, report: Report | None = None) -> tuple[EtlResult, float]:
     """``etl``, timed inside the worker."""
     start = time.perf_counter()
-    result = etl(group_manifest, config)
+    result = etl(group_manifest, config, report)
     return result, time.perf_counter() - start
 
 
-def timed_compact(group_manifest: str, config: PipelineConfig) -> tuple[CompactResult, float]:
+def timed_compact(
+    group_manifest: str, config: PipelineConfig, report: Report | None = None
+) -> tuple[CompactResult, float]:
     """``compact``, timed inside the worker."""
     start = time.perf_counter()
-    result = compact(group_manifest, config)
+    result = compact(group_manifest, config, report)
     return result, time.perf_counter() - start
 
 
@@ -165,7 +168,7 @@ def scaling_config(
 
 def run_stage(
     executor: Executor,
-    worker: Callable[[str, PipelineConfig], tuple[object, float]],
+    worker: Callable[..., tuple[object, float]],
     config: PipelineConfig,
     uris: Sequence[str],
     workers: int,

@@ -85,7 +85,7 @@ def test_changed_settings_plan_again(local_root: str) -> None:
     assert set(read_lake(other).columns) >= {"year", "month"}  # month is a column now, not a folder
 
 
-def flaky_worker(uri: str, config: object) -> str:
+def flaky_worker(uri: str, config: object, report: object = None) -> str:
     """Fails with an OSError on its first call per group (remembered in a file beside the manifest)."""
     seen = Path(uri + ".seen")
     if not seen.exists():
@@ -94,7 +94,7 @@ def flaky_worker(uri: str, config: object) -> str:
     return uri
 
 
-def always_failing_worker(uri: str, config: object) -> str:
+def always_failing_worker(uri: str, config: object, report: object = None) -> str:
     raise OSError(f"S3 is down for {uri}")
 
 
@@ -273,6 +273,7 @@ def test_an_older_snapshot_never_replaces_a_newer_one(local_root: str) -> None:
     result = run_pipeline(older, fresh=True)
     assert result.published is not None and not result.published.pointer_moved
     assert "2024_05_01" in (latest_root(newer.location.s3dir_datalake) or "")
+    assert "_latest.json stays on the newer version 2024_05_01_00_00_00" in str(result.published)
 
 
 @pytest.mark.slow

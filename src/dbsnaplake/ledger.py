@@ -219,6 +219,21 @@ class Ledger:
         """Planned minus done: the group manifests still to run."""
         return [uri for uri in group_manifests if parse_group_manifest(uri).group not in done]
 
+    def clean_staging_lake(self) -> tuple[int, int]:
+        """Remove the staging lake (``STAGING/datalake/``) of a published snapshot, keeping the manifests, the state
+        and the report; returns (files, bytes) removed. Refused while the snapshot is not published: the staging
+        lake is what compaction reads."""
+        plan = self.require_plan()
+        commit = read_commit(plan.version_root)
+        if commit is None or commit.fingerprint != plan.fingerprint:
+            raise StageError(
+                f"{self.location.s3dir_staging} holds a snapshot that is not published yet, so its staging lake is still "
+                "needed: publish it first ('dbsnaplake run' or 'dbsnaplake publish'), then clean"
+            )
+        files = storage.list_files(self.location.s3dir_staging_datalake)
+        storage.delete_folder(self.location.s3dir_staging_datalake)
+        return len(files), sum(f.size for f in files)
+
     # ---- validation ---------------------------------------------------------------------------------------
     def read_validation(self) -> ValidateResult | None:
         try:

@@ -1,18 +1,27 @@
-"""How stages report progress. The library reports to a ``Progress``; only the CLI draws bars."""
+"""How stages report progress. The library reports to a ``Progress``; only the CLI draws bars or prints lines.
+
+A task counts steps (groups, files) and, where the work has a size, the bytes and rows processed: group workers
+report after each file they finish (see :class:`Report`), so a display can show a rate and the time left.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Progress(Protocol):
-    """Where a stage reports how far it got: tasks with a number of steps, and notes for a person."""
+    """Where a stage reports how far it got: tasks with a number of steps, data processed, notes for a person."""
 
-    def start(self, task: str, total: int) -> None:
-        """A new task with ``total`` steps begins (the previous one, if any, is finished)."""
+    def start(self, task: str, total: int, done: int = 0, total_bytes: int = 0, done_bytes: int = 0) -> None:
+        """A new task of ``total`` steps begins (the previous one, if any, is finished); ``done`` of them (and
+        ``done_bytes``) were done by an earlier run. ``total_bytes``, when known, allows a rate and a time left."""
 
     def advance(self, steps: int = 1) -> None:
         """``steps`` more steps of the current task are done."""
+
+    def flow(self, files: int = 0, size: int = 0, rows: int = 0) -> None:
+        """The current task processed ``files`` more files holding ``size`` bytes and ``rows`` rows (negative after
+        a group failed and will be retried: its work is taken back)."""
 
     def note(self, message: str) -> None:
         """A line worth showing a person (how a default was chosen, what was skipped)."""
@@ -21,11 +30,26 @@ class Progress(Protocol):
 class NoProgress:
     """Reports nowhere: the default for library calls."""
 
-    def start(self, task: str, total: int) -> None:
+    def start(self, task: str, total: int, done: int = 0, total_bytes: int = 0, done_bytes: int = 0) -> None:
         pass
 
     def advance(self, steps: int = 1) -> None:
         pass
 
+    def flow(self, files: int = 0, size: int = 0, rows: int = 0) -> None:
+        pass
+
     def note(self, message: str) -> None:
         pass
+
+
+class Report:
+    """What a group worker calls after each file it finished: ``report(files, size, rows)``. It puts
+    ``(group, files, size, rows)`` on a queue the orchestrator drains (a multiprocessing manager's queue for a
+    process pool, a plain queue in-line). Picklable, so it travels to worker processes with the task."""
+
+    def __init__(self, queue: Any, group: int) -> None:
+        self._queue, self._group = queue, group
+
+    def __call__(self, files: int = 0, size: int = 0, rows: int = 0) -> None:
+        self._queue.put((self._group, files, size, rows))

@@ -181,6 +181,36 @@ class GroupSizeChoice(Record):
 
 
 @dataclass(frozen=True)
+class Estimate(Record):
+    """What a run will make, estimated at planning from a sample of the snapshot (read, transformed, partitioned and
+    encoded as the ETL stage does)."""
+
+    sample_files: int
+    sample_bytes: int
+    sample_rows: int
+    partitions_in_sample: int
+    partitions: int
+    """Estimated distinct partitions of the whole snapshot (GEE estimator from the sample's value frequencies)."""
+    staging_files: int
+    staging_bytes: int
+    lake_files: int
+    lake_bytes: int
+    bytes_per_second: float
+    """ETL throughput of one worker on the sample: snapshot bytes read, transformed, sorted and encoded per second."""
+    seconds: float
+    """A rough run time: ETL and compaction at the sample's throughput, shared by the workers."""
+
+    def __str__(self) -> str:
+        return (
+            f"estimate from {self.sample_files:,} sample files ({format_size(self.sample_bytes)}, "
+            f"{self.sample_rows:,} rows, {self.partitions_in_sample:,} partitions): ~{self.partitions:,} partitions, "
+            f"~{self.staging_files:,} staging files ({format_size(self.staging_bytes)}), ~{self.lake_files:,} data-lake "
+            f"files ({format_size(self.lake_bytes)}), ~{self.seconds:.0f} s at {format_size(self.bytes_per_second)}/s "
+            "per worker"
+        )
+
+
+@dataclass(frozen=True)
 class PlanResult(StoredRecord):
     """``state/plan.json``, written last by the ``plan`` stage: the run's settings and its snapshot file groups."""
 
@@ -198,9 +228,19 @@ class PlanResult(StoredRecord):
     """The data-lake folder this snapshot's files go to (see :mod:`dbsnaplake.layout`)."""
     settings: Mapping[str, Any] = field(default_factory=dict)
     """The run's settings (``PipelineConfig.to_dict()``): stage commands read theirs from here."""
+    estimate: Estimate | None = None
+    """What the run will make, from a sample (see :class:`Estimate`)."""
+    dry_run: bool = False
+    """Planned without writing anything (``--dry-run``): the group manifests are the ones a run would write."""
 
     def __str__(self) -> str:
-        return f"planned {len(self.group_manifests)} snapshot file groups; {self.group_size.reason}"
+        verb = "would plan" if self.dry_run else "planned"
+        lines = [f"{verb} {len(self.group_manifests)} snapshot file groups; {self.group_size.reason}"]
+        if self.estimate is not None:
+            lines.append(str(self.estimate))
+        if self.dry_run:
+            lines.append("dry run: nothing was written")
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -287,6 +327,11 @@ class EtlResult(StoredRecord):
     size_out: int
     staging_manifest: str
 
+    @property
+    def processed(self) -> tuple[int, int, int]:
+        """Files, bytes and rows the group read."""
+        return self.n_file_in, self.size_in, self.n_record_in
+
 
 @dataclass(frozen=True)
 class WrittenFile(Record):
@@ -308,6 +353,11 @@ class CompactResult(StoredRecord):
     size_in: int
     n_record: int
     files: tuple[WrittenFile, ...]
+
+    @property
+    def processed(self) -> tuple[int, int, int]:
+        """Files, bytes and rows the group read."""
+        return self.n_file_in, self.size_in, self.n_record
 
 
 @dataclass(frozen=True)
@@ -420,10 +470,15 @@ class PublishResult(Record):
     n_file: int
     n_record: int
     pointer_moved: bool
+    newer_version: str | None = None
+    """``--publish latest``: the newer version ``_latest.json`` kept pointing to (this snapshot is older)."""
 
     def __str__(self) -> str:
         where = f"{self.root} (_latest.json points to it)" if self.pointer_moved else self.root
-        return f"{self.n_file:,} files, {self.n_record:,} records committed in {where}"
+        line = f"{self.n_file:,} files, {self.n_record:,} records committed in {where}"
+        if self.newer_version:
+            line += f"; _latest.json stays on the newer version {self.newer_version}"
+        return line
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,25 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from dbsnaplake import __version__
 from dbsnaplake.cli.options import given_settings, setting_options
-from dbsnaplake.cli.output import RichProgress, console, err_console, print_error, print_json, print_result
+from dbsnaplake.cli.output import (
+    Display,
+    JsonOutput,
+    console,
+    err_console,
+    print_document,
+    print_error,
+    print_error_document,
+    print_json,
+    print_result,
+    progress_display,
+)
 from dbsnaplake.config.settings import PipelineConfig, Roots, RunSettings, SourceSettings, TableSettings
 from dbsnaplake.errors import ConfigError, DbSnapLakeError
 from dbsnaplake.records import PlanCompactionResult, PlanResult
@@ -34,12 +46,14 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DbSnapLakeError as exc:
+            print_error_document(exc)
             print_error(str(exc))
             _exit(1)
         except KeyboardInterrupt:
             err_console.print("interrupted: rerun the same command to resume")
             _exit(130)
         except OSError as exc:  # the local file system refused something outside the storage layer
+            print_error_document(exc)
             print_error(f"{exc} — check the path and its permissions, then rerun to resume")
             _exit(1)
 
@@ -55,11 +69,66 @@ def _exit(code: int) -> NoReturn:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__)
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Debug logs on stderr (stages, groups, retries).")
+@click.option("-q", "--quiet", is_flag=True, help="Errors only on stderr: no progress, no notes.")
+@click.option("--log-file", default=None, help="Also write debug logs to this file.")
+def main(verbose: bool, quiet: bool, log_file: str | None) -> None:
     """Turn a database snapshot export into a hive-partitioned, compacted, validated Parquet data lake.
 
     Start with 'dbsnaplake demo'. Stages: plan → etl → plan-compaction → compact → validate → publish; 'run' does all.
+    Progress goes to stderr: bars on a terminal, plain lines in a pipe or a CI log. Example: dbsnaplake -q run ...
     """
+    Display.quiet = quiet
+    configure_logging(verbose, log_file)
+
+
+def configure_logging(verbose: bool, log_file: str | None) -> None:
+    """Debug logs of the ``dbsnaplake`` loggers: on stderr with -v, in a file with --log-file."""
+    import logging
+
+    logger = logging.getLogger("dbsnaplake")
+    form = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = []
+    if verbose:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    for handler in handlers:
+        handler.setFormatter(form)
+        logger.addHandler(handler)
+    if handlers:
+        logger.setLevel(logging.DEBUG)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_option(function: F) -> F:
+    """``--output text|json``: json prints one document on stdout (README, "Machine-readable output"), progress and
+    errors still go to stderr, and an error is a JSON document too."""
+    return click.option(
+        "--output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="text for people; json: one JSON document on stdout (progress stays on stderr).",
+    )(function)
+
+
+def dry_run_option(function: F) -> F:
+    """``--dry-run``: read the manifest and a sample of the data, say what a run would make, write nothing."""
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Read the manifest and a sample of the data; print the groups, estimated partitions, files, bytes and "
+        "time; write nothing.",
+    )(function)
+
+
+def _json_output(command: str, output: str) -> bool:
+    if output == "json":
+        JsonOutput.command = command
+    return output == "json"
 
 
 def _pipeline_config(given: dict[str, Any]) -> PipelineConfig:
@@ -75,12 +144,15 @@ def _planned(staging: str | None, given: dict[str, Any]) -> PipelineConfig:
     return config_from_plan(staging, given)
 
 
-def _run_pipeline(config: PipelineConfig, fresh: bool = False) -> None:
+def _run_pipeline(config: PipelineConfig, fresh: bool = False, output: str = "text") -> None:
     from dbsnaplake.run.executors import make_executor
     from dbsnaplake.run.pipeline import run_pipeline
 
-    with RichProgress() as progress, make_executor(config.executor, config.workers) as pool:
+    with progress_display() as progress, make_executor(config.executor, config.workers) as pool:
         result = run_pipeline(config, pool, progress, fresh=fresh)
+    if output == "json":
+        print_document("run", {"ok": result.validation.ok, "tables": [{"name": None, **result.to_dict()}]})
+        return
     print_result(result)
     console.print(f"data lake : {result.plan.version_root}", highlight=False)
 
@@ -96,7 +168,7 @@ def demo(root: str, **options: Any) -> None:
     from dbsnaplake.demo import prepare_demo
 
     given = given_settings(options, RunSettings)
-    with RichProgress() as progress:
+    with progress_display() as progress:
         config = prepare_demo(root, given.get("workers", RunSettings().workers), progress)
     _run_pipeline(dataclasses.replace(config, **given))
 
@@ -107,7 +179,9 @@ def demo(root: str, **options: Any) -> None:
     "--config", "config_file", default=None, help='TOML settings: source, roots, [tables."db.table"] sections.'
 )
 @click.option("--fresh", is_flag=True, help="Discard what earlier runs did in this staging area; start over.")
-def run(config_file: str | None, fresh: bool, **options: Any) -> None:
+@dry_run_option
+@output_option
+def run(config_file: str | None, fresh: bool, dry_run: bool, output: str, **options: Any) -> None:
     """Run (or resume) every stage over a worker pool: local processes by default, or a Dask cluster.
 
     A rerun after a crash or a failure resumes: finished groups are skipped, and the data lake is published
@@ -123,22 +197,37 @@ def run(config_file: str | None, fresh: bool, **options: Any) -> None:
 
     Example: dbsnaplake run --source s3://b/exports/export-2024-01-01/ --staging s3://b/staging/ --datalake s3://b/datalake/
 
-    Example: dbsnaplake run --config dbsnaplake.toml --only mydb.public.orders
+    Example: dbsnaplake run --config dbsnaplake.toml --only mydb.public.orders --output json
     """
+    _json_output("run", output)
     tables = given_settings(options, TableSettings)
     source = given_settings(options, SourceSettings)
     run_given = given_settings(options, Roots, RunSettings, PipelineConfig)
     if source.get("source") is not None or config_file is not None:
-        _run_source(config_file, fresh, source, run_given, tables)
+        if dry_run:
+            raise ConfigError(
+                "--dry-run goes with --manifest: build the manifest first ('dbsnaplake manifest build SOURCE'), "
+                "then 'dbsnaplake run --manifest ... --dry-run'"
+            )
+        _run_source(config_file, fresh, source, run_given, tables, output)
         return
     if source:
         flags = ", ".join("--" + k.replace("_", "-") for k in source)
         raise ConfigError(f"{flags}: these options go with --source (or --config)")
-    _run_pipeline(_pipeline_config({**run_given, **tables}), fresh)
+    config = _pipeline_config({**run_given, **tables})
+    if dry_run:
+        _dry_run(config, output)
+        return
+    _run_pipeline(config, fresh, output)
 
 
 def _run_source(
-    config_file: str | None, fresh: bool, source: dict[str, Any], given: dict[str, Any], tables: dict[str, Any]
+    config_file: str | None,
+    fresh: bool,
+    source: dict[str, Any],
+    given: dict[str, Any],
+    tables: dict[str, Any],
+    output: str = "text",
 ) -> None:
     """``run --source`` / ``run --config``: options given on the command line override the config file's."""
     from dbsnaplake.config.file import load_config, source_run_config
@@ -151,9 +240,12 @@ def _run_source(
             "--source builds the manifests from the snapshot — pass one of them"
         )
     config = source_run_config(load_config(config_file) if config_file else None, {**given, **source}, tables)
-    with RichProgress() as progress, make_executor(config.executor, config.workers) as pool:
+    with progress_display() as progress, make_executor(config.executor, config.workers) as pool:
         result = run_source(config, pool, progress, fresh)
-    print_result(result)
+    if output == "json":
+        print_document("run", result.to_dict())
+    else:
+        print_result(result)
     if not result.ok:
         print_error(
             f"table(s) {', '.join(result.failed)} failed (see above); rerun with --only {','.join(result.failed)} "
@@ -162,10 +254,23 @@ def _run_source(
         sys.exit(1)
 
 
+def _dry_run(config: PipelineConfig, output: str) -> None:
+    """Plan without writing anything and say what a run would make."""
+    from dbsnaplake.stages.plan import plan as plan_stage
+
+    with progress_display() as progress:
+        result = plan_stage(config, progress, dry_run=True)
+    if output == "json":
+        print_document("plan", {"ok": True, "dry_run": True, **result.to_dict()})
+    else:
+        print_result(result)
+
+
 @main.command()
 @setting_options(*PIPELINE)
+@dry_run_option
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def plan(output: str, **options: Any) -> None:
+def plan(dry_run: bool, output: str, **options: Any) -> None:
     """Stage 1: inspect the snapshot and write one manifest per snapshot file group, and the plan (with every
     setting: the other stage commands read theirs from it).
 
@@ -175,7 +280,10 @@ def plan(output: str, **options: Any) -> None:
     from dbsnaplake.stages.plan import plan as plan_stage
 
     config = _pipeline_config(given_settings(options, *PIPELINE))
-    with run_lock(config.location), RichProgress() as progress:
+    if dry_run:
+        _dry_run(config, output)
+        return
+    with run_lock(config.location), progress_display() as progress:
         result = plan_stage(config, progress)
     _print_planned(result, output)
 
@@ -226,7 +334,7 @@ def plan_compaction_command(output: str, **options: Any) -> None:
 
     given = given_settings(options, *PIPELINE)
     config = _planned(given.get("staging"), given)
-    with run_lock(config.location), RichProgress() as progress:
+    with run_lock(config.location), progress_display() as progress:
         result = plan_compaction(config, progress)
     _print_planned(result, output)
 
@@ -247,38 +355,48 @@ def compact(group_manifest: str, **options: Any) -> None:
 
 @main.command()
 @setting_options(*PIPELINE)
-def validate(**options: Any) -> None:
+@output_option
+def validate(output: str, **options: Any) -> None:
     """Stage 5: compare the data lake with the snapshot (files, bytes, records, per partition).
 
-    Exits 1 when records do not match. Example: dbsnaplake validate --staging ./staging
+    Exits 1 when records do not match. Example: dbsnaplake validate --staging ./staging --output json
     """
     from dbsnaplake.stages.validate import validate as validate_stage
 
+    json_output = _json_output("validate", output)
     given = given_settings(options, *PIPELINE)
-    with RichProgress() as progress:
+    with progress_display() as progress:
         result = validate_stage(_planned(given.get("staging"), given), progress)
-    print_result(result)
+    if json_output:
+        print_document("validate", result.to_dict())
+    else:
+        print_result(result)
 
 
 @main.command("publish")
 @setting_options(*PIPELINE)
-def publish_command(**options: Any) -> None:
+@output_option
+def publish_command(output: str, **options: Any) -> None:
     """Stage 6: validate, then publish the data lake atomically (_SUCCESS, and _latest.json with --publish latest).
 
     'run' does this itself; external orchestrators call it after the last compact group.
-    Example: dbsnaplake publish --staging ./staging
+    Example: dbsnaplake publish --staging ./staging --output json
     """
     from dbsnaplake.run.pipeline import publish_snapshot
 
+    json_output = _json_output("publish", output)
     given = given_settings(options, *PIPELINE)
-    with RichProgress() as progress:
+    with progress_display() as progress:
         result = publish_snapshot(_planned(given.get("staging"), given), progress)
-    print_result(result or "already published by an earlier run")
+    if json_output:
+        print_document("publish", {"ok": True, "published": result.to_dict() if result else None})
+    else:
+        print_result(result or "already published by an earlier run")
 
 
 @main.command()
 @click.option("--staging", required=True, help="Staging root of the run.")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def status(staging: str, output: str) -> None:
     """Where a run stands: per stage, planned / done / failed groups, bytes, records, and each failed group's error.
 
@@ -286,11 +404,30 @@ def status(staging: str, output: str) -> None:
     """
     from dbsnaplake.run.status import run_status
 
+    json_output = _json_output("status", output)
     result = run_status(staging)
-    if output == "json":
-        click.echo(result.to_json())
+    if json_output:
+        print_document("status", {"ok": True, **result.to_dict()})
     else:
         print_result(result)
+
+
+@main.command()
+@click.option("--staging", required=True, help="Staging root of a published snapshot.")
+def clean(staging: str) -> None:
+    """Remove the staging lake (STAGING/datalake/) of a published snapshot: it is as big as the data lake and only
+    compaction reads it. The manifests, the state and the report stay, so 'status' and 'report' still work.
+    Refused while the snapshot is not published.
+
+    Example: dbsnaplake clean --staging s3://b/staging/db/t/snapshot=2024-01-01T00:00:00Z/
+    """
+    from dbsnaplake.ledger import Ledger
+    from dbsnaplake.run.lock import run_lock
+
+    ledger = Ledger.of_staging(staging)
+    with run_lock(ledger.location):
+        files, size = ledger.clean_staging_lake()
+    print_result(f"removed the staging lake {ledger.location.s3dir_staging_datalake} ({files:,} files, {format_size(size)})")
 
 
 @main.group()
@@ -305,12 +442,24 @@ def versions_list(datalake: str) -> None:
 
     Example: dbsnaplake versions list --datalake s3://b/datalake/db/orders/
     """
+    from dbsnaplake.ledger import read_commit
     from dbsnaplake.stages.publish import list_versions
 
-    for v in list_versions(datalake):
+    found = list_versions(datalake)
+    for v in found:
         mark = "*" if v.current else " "
         state = "committed" if v.committed else "uncommitted"
         console.print(f"{mark} {v.root}  {state}, {v.n_file:,} files, {format_size(v.size)}", highlight=False)
+    if found:
+        return
+    commit = read_commit(datalake)
+    if commit is None:
+        print_result(f"no versions under {datalake}: nothing is published there yet")
+    else:
+        print_result(
+            f"{datalake} is a historical lake (one snapshot per folder, --publish historical): version "
+            f"{commit.version}, {commit.n_file:,} files, {commit.n_record:,} records, committed by its _SUCCESS"
+        )
 
 
 @versions.command("remove")
@@ -363,7 +512,7 @@ def manifest_build(source: str, out: str, **options: Any) -> None:
     from dbsnaplake.sources import DynamoDBOptions, FolderOptions, write_source_manifests
 
     settings = SourceSettings(**given_settings(options, SourceSettings))
-    with RichProgress() as progress:
+    with progress_display() as progress:
         result = write_source_manifests(
             source, out, progress, FolderOptions.of(settings), DynamoDBOptions(settings.dynamodb_maps)
         )

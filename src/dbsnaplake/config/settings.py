@@ -304,6 +304,25 @@ class RunSettings:
         default_text="the staging path's snapshot=..., an export's time, or now",
     )
     retries: int = setting(2, help="Retries of a failed group (exponential backoff) before the run stops.", at_least=0)
+    max_partitions: int = setting(
+        10_000,
+        at_least=0,
+        help="Refuse, before writing anything, a run whose estimated partitions (from a sample) exceed this; 0: no "
+        "limit. A unique key as partition key makes a file per row.",
+    )
+    min_partition_size: int = setting(
+        1024**2,
+        parse=_size,
+        help="Refuse, before writing anything, a run of more than 1,000 estimated partitions that would average under "
+        "this size of Parquet each; 1 disables the check.",
+        default_text="1MB",
+    )
+    clean_staging: bool = setting(
+        False,
+        flag="--clean-staging/--keep-staging",
+        help="After publishing, remove the staging lake (STAGING/datalake/, as big as the lake); manifests, state "
+        "and report stay, so status and report still work.",
+    )
     compression: str = setting("zstd", help="Parquet codec of staging and data-lake files.", flag=None, toml=None,
                                result=True)  # fmt: skip
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.managers import SyncManager
 from typing import Any, TypeVar
 
 from dbsnaplake.errors import ConfigError
@@ -25,6 +27,10 @@ PARENT_CHECK_SECONDS = 0.5
 
 class InlineExecutor(Executor):
     """Runs each task at once, in this process: tracebacks and breakpoints work as usual."""
+
+    def report_queue(self) -> Any:
+        """Where tasks report progress (see :class:`dbsnaplake.progress.Report`): a plain queue, in this process."""
+        return queue.SimpleQueue()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
@@ -71,6 +77,15 @@ class ProcessPool(Executor):
     def __init__(self, workers: int) -> None:
         self._workers = workers
         self._pool = self._new_pool()
+        self._manager: SyncManager | None = None
+
+    def report_queue(self) -> Any:
+        """Where tasks report progress (see :class:`dbsnaplake.progress.Report`): a queue served by a manager
+        process, which worker processes reach through the proxy pickled with each task."""
+        if self._manager is None:
+            self._manager = SyncManager(ctx=multiprocessing.get_context("spawn"))
+            self._manager.start(exit_with_parent, (os.getpid(),))  # a killed orchestrator leaves no manager behind
+        return self._manager.Queue()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -90,6 +105,9 @@ class ProcessPool(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if self._manager is not None:
+            self._manager.shutdown()
+            self._manager = None
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         # after an error or Ctrl-C, do not wait for running groups: their done-markers let a rerun skip them,
@@ -138,6 +156,14 @@ class DaskExecutor(Executor):
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def report_queue(executor: Executor) -> Any | None:
+    """A queue group tasks can report progress to (per file), or ``None`` where the workers cannot reach one (a Dask
+    cluster, another executor): progress then advances as each group finishes."""
+    if isinstance(executor, (InlineExecutor, ProcessPool)):
+        return executor.report_queue()
+    return None
 
 
 def make_executor(kind: str, workers: int) -> Executor:

@@ -9,21 +9,26 @@ marker with its last error, which ``dbsnaplake status`` shows.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from dataclasses import dataclass
+from queue import Empty
+from typing import Any, TypeVar
 
 from dbsnaplake.config.settings import PipelineConfig
 from dbsnaplake.errors import ConfigError, DbSnapLakeError, RecordError, SnapshotError, StageError, TransformError
 from dbsnaplake.layout import parse_group_manifest
 from dbsnaplake.ledger import Ledger, Stage
-from dbsnaplake.progress import Progress
+from dbsnaplake.progress import Progress, Report
+from dbsnaplake.run.executors import report_queue
 from dbsnaplake.storage import StorageError
 
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 NOT_RETRIED = (SnapshotError, TransformError, ConfigError, RecordError)
 BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
@@ -51,19 +56,33 @@ def is_retried(exc: BaseException) -> bool:
     return not isinstance(exc, NOT_RETRIED)
 
 
+@dataclass(frozen=True)
+class Work:
+    """How much a stage has to do: its groups and their bytes, and what an earlier run already did."""
+
+    total_bytes: int = 0
+    done_groups: int = 0
+    done_bytes: int = 0
+
+
 def run_groups(
     executor: Executor,
-    worker: Callable[[str, PipelineConfig], R],
+    worker: Callable[..., R],
     config: PipelineConfig,
     group_manifests: Sequence[str],
     progress: Progress,
     task: str,
     stage: Stage,
+    work: Work = Work(),
 ) -> list[R]:
-    """Run ``worker(uri, config)`` for every group manifest; return the results of all, or raise after the
-    other groups finished, naming each group that failed ``config.retries + 1`` times."""
+    """Run ``worker(uri, config, report=...)`` for every group manifest; return the results of all, or raise after
+    the other groups finished, naming each group that failed ``config.retries + 1`` times. Workers report each file
+    they finish (see :class:`dbsnaplake.progress.Report`) where the executor offers a queue for it."""
     ledger = Ledger(config.location)
-    progress.start(task, len(group_manifests))
+    progress.start(
+        task, work.done_groups + len(group_manifests), work.done_groups, work.total_bytes, work.done_bytes
+    )
+    reports = _Reports(report_queue(executor), progress)
     results: list[R] = []
     failures: dict[str, BaseException] = {}
     attempts = dict.fromkeys(group_manifests, 0)
@@ -75,17 +94,22 @@ def run_groups(
             progress.note(f"{task}: retrying {len(pending)} failed group(s) in {pause:.1f}s (round {round_number + 1})")
             time.sleep(pause)
         retry = []
-        for uri, outcome in _run_round(executor, worker, config, pending):
+        for uri, outcome in _run_round(executor, worker, config, pending, reports):
             attempts[uri] += 1
+            reports.drain()
             if isinstance(outcome, BaseException):
+                log.debug("%s: group %s failed (attempt %d): %s", task, uri, attempts[uri], describe(outcome))
+                reports.take_back(uri)
                 failures[uri] = outcome
                 if attempts[uri] <= config.retries and is_retried(outcome):
                     retry.append(uri)
                 else:
                     ledger.mark_failed(stage, parse_group_manifest(uri).group, describe(outcome), attempts[uri])
             else:
+                log.debug("%s: group %s done (attempt %d)", task, uri, attempts[uri])
                 failures.pop(uri, None)
                 results.append(outcome)
+                reports.finished(uri, outcome)
                 progress.advance()
         pending, round_number = retry, round_number + 1
     if failures:
@@ -93,16 +117,56 @@ def run_groups(
     return results
 
 
+class _Reports:
+    """The files workers report as they finish them, passed on to the progress display; without a queue (a Dask
+    cluster), each group's data is counted when it finishes."""
+
+    def __init__(self, queue: Any | None, progress: Progress) -> None:
+        self._queue, self._progress = queue, progress
+        self._by_group: dict[int, list[int]] = {}
+
+    def for_group(self, uri: str) -> dict[str, Report]:
+        if self._queue is None:
+            return {}
+        return {"report": Report(self._queue, parse_group_manifest(uri).group)}
+
+    def drain(self) -> None:
+        if self._queue is None:
+            return
+        while True:
+            try:
+                group, files, size, rows = self._queue.get_nowait()
+            except Empty:
+                return
+            seen = self._by_group.setdefault(group, [0, 0, 0])
+            seen[0], seen[1], seen[2] = seen[0] + files, seen[1] + size, seen[2] + rows
+            self._progress.flow(files, size, rows)
+
+    def take_back(self, uri: str) -> None:
+        """A failed group will run again: what it reported is counted again then."""
+        files, size, rows = self._by_group.pop(parse_group_manifest(uri).group, (0, 0, 0))
+        if files or size or rows:
+            self._progress.flow(-files, -size, -rows)
+
+    def finished(self, uri: str, result: Any) -> None:
+        processed = getattr(result, "processed", None)  # EtlResult, CompactResult: (files, bytes, rows) read
+        if self._queue is None and processed is not None:  # nothing was reported per file: count the group now
+            self._progress.flow(*processed)
+
+
 def _run_round(
-    executor: Executor, worker: Callable[[str, PipelineConfig], R], config: PipelineConfig, uris: list[str]
+    executor: Executor, worker: Callable[..., R], config: PipelineConfig, uris: list[str], reports: _Reports
 ) -> Iterator[tuple[str, R | BaseException]]:
-    """Submit every group; yield ``(uri, result or exception)`` as each finishes."""
-    futures: dict[Future[R], str] = {executor.submit(worker, uri, config): uri for uri in uris}
+    """Submit every group; yield ``(uri, result or exception)`` as each finishes (passing on reports meanwhile)."""
+    futures: dict[Future[R], str] = {
+        executor.submit(worker, uri, config, **reports.for_group(uri)): uri for uri in uris
+    }
     pending = set(futures)
     try:
         while pending:
             # short waits, not one long one: Ctrl-C is only acted on when this thread runs Python code
             done, pending = wait(pending, timeout=WAKE_SECONDS, return_when=FIRST_COMPLETED)
+            reports.drain()
             for future in done:
                 exc = future.exception()
                 yield futures[future], exc if exc is not None else future.result()

@@ -8,6 +8,7 @@ the job, and the data lake holds every row exactly once.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor
@@ -28,7 +29,7 @@ from dbsnaplake.records import (
     ValidateResult,
 )
 from dbsnaplake.run.executors import InlineExecutor
-from dbsnaplake.run.groups import run_groups
+from dbsnaplake.run.groups import Work, run_groups
 from dbsnaplake.run.lock import run_lock
 from dbsnaplake.stages.compact import compact
 from dbsnaplake.stages.etl import etl
@@ -37,6 +38,8 @@ from dbsnaplake.stages.plan_compaction import plan_compaction
 from dbsnaplake.stages.publish import publish
 from dbsnaplake.stages.validate import validate
 from dbsnaplake.units import format_size
+
+log = logging.getLogger(__name__)
 
 STAGES = ("plan", "etl", "plan-compaction", "compact", "validate", "publish")
 
@@ -54,6 +57,21 @@ class RunResult:
     seconds: dict[str, float]
     skipped: dict[str, int] = field(default_factory=dict)
     """Per stage, what an earlier run had finished: groups (etl, compact) or 1 (plan, plan-compaction)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``--output json`` prints for one table (see README, "Machine-readable output")."""
+        return {
+            "ok": self.validation.ok,
+            "datalake": self.plan.version_root,
+            "version": self.plan.version,
+            "snapshot": self.plan.stats.to_dict(),
+            "group_size": self.plan.group_size.to_dict(),
+            "groups": {"etl": len(self.plan.group_manifests), "compact": len(self.compaction_plan.group_manifests)},
+            "skipped": dict(self.skipped),
+            "validation": self.validation.to_dict(),
+            "published": self.published.to_dict() if self.published else None,
+            "seconds": dict(self.seconds),
+        }
 
     def __str__(self) -> str:
         v, p = self.validation, self.plan.stats
@@ -112,14 +130,14 @@ def ensure_plan(config: PipelineConfig, progress: Progress, fresh: bool = False)
     return plan(config, progress, manifest), False
 
 
-def compacted_groups(ledger: Ledger, version_root: str, progress: Progress) -> set[int]:
-    """Compaction groups with a done-marker whose files are all still in the data lake. A group whose files
-    were removed since (someone cleared the data-lake folder) is redone rather than trusted."""
-    results = ledger.read_done(COMPACT)
+def compacted_groups(ledger: Ledger, version_root: str, progress: Progress) -> dict[int, CompactResult]:
+    """Compaction groups with a done-marker whose files are all still in the data lake, with their results. A group
+    whose files were removed since (someone cleared the data-lake folder) is redone rather than trusted."""
+    results: dict[int, CompactResult] = ledger.read_done(COMPACT)
     if not results:
-        return set()
+        return {}
     present = {info.uri for info in storage.list_files(version_root)}
-    done = {group for group, r in results.items() if all(f.uri in present for f in r.files)}
+    done = {group: r for group, r in results.items() if all(f.uri in present for f in r.files)}
     if len(done) < len(results):
         progress.note(f"compact: {len(results) - len(done)} finished groups lost data-lake files since: redoing them")
     return done
@@ -154,9 +172,12 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
     start = time.perf_counter()
     etl_todo = ledger.pending(planned.group_manifests, ledger.done_groups(ETL))
     skipped["etl"] = len(planned.group_manifests) - len(etl_todo)
+    etl_work = Work(planned.stats.size, skipped["etl"])
     if skipped["etl"]:
         progress.note(f"ETL: {skipped['etl']} of {len(planned.group_manifests)} groups were done by an earlier run")
-    etl_results = run_groups(executor, etl, config, etl_todo, progress, "ETL to staging", ETL)
+        done_bytes = sum(r.size_in for r in ledger.read_done(ETL).values()) if etl_todo else planned.stats.size
+        etl_work = Work(planned.stats.size, skipped["etl"], done_bytes)
+    etl_results = run_groups(executor, etl, config, etl_todo, progress, "ETL to staging", ETL, etl_work)
     seconds["etl"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -170,11 +191,13 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
 
     start = time.perf_counter()
     groups = compaction_plan.group_manifests
-    compact_todo = ledger.pending(groups, compacted_groups(ledger, planned.version_root, progress))
+    compacted = compacted_groups(ledger, planned.version_root, progress)
+    compact_todo = ledger.pending(groups, set(compacted))
     skipped["compact"] = len(groups) - len(compact_todo)
     if skipped["compact"]:
         progress.note(f"compact: {skipped['compact']} of {len(groups)} groups were done by an earlier run")
-    compaction = run_groups(executor, compact, config, compact_todo, progress, "compact", COMPACT)
+    compact_work = Work(compaction_plan.staging_size, skipped["compact"], sum(r.size_in for r in compacted.values()))
+    compaction = run_groups(executor, compact, config, compact_todo, progress, "compact", COMPACT, compact_work)
     seconds["compact"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -185,8 +208,12 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
     published = publish(config)
     if published is not None:
         progress.note(str(published))
+    if config.clean_staging:
+        files, size = ledger.clean_staging_lake()
+        progress.note(f"staging lake removed ({files:,} files, {format_size(size)}): --clean-staging")
     seconds["publish"] = time.perf_counter() - start
 
+    log.debug("run of %s done: %s", config.location.s3dir_staging, ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items()))
     return RunResult(
         plan=planned,
         etl=tuple(sorted(etl_results, key=lambda r: r.group)),

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dbsnaplake import storage
+from dbsnaplake.errors import StageError
 from dbsnaplake.ledger import COMPACT, ETL, Ledger, Stage, read_commit
 from dbsnaplake.run.lock import current_holder
 from dbsnaplake.units import format_size
@@ -42,8 +44,11 @@ class RunStatus:
     running: dict[str, Any] | None
     """The run holding the staging area right now, if any."""
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return json.dumps(self.to_dict(), indent=2)
 
     def __str__(self) -> str:
         lines = [f"staging   : {self.staging}"]
@@ -84,6 +89,11 @@ def run_status(staging: str) -> RunStatus:
     """Read the state of the staging area ``staging`` (the data-lake folder is taken from its plan)."""
     ledger = Ledger.of_staging(staging)
     plan = ledger.read_plan()
+    if plan is None and not storage.list_files(ledger.location.s3dir_staging_manifest):
+        raise StageError(
+            f"nothing at {ledger.location.s3dir_staging}: no dbsnaplake run has planned there — check the path (the "
+            "staging folder given to 'dbsnaplake run --staging')"
+        )
     compaction = ledger.read_compaction_plan() if plan else None
     stages = []
     if plan:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 from dbsnaplake.config.file import SourceRunConfig
 from dbsnaplake.config.settings import PipelineConfig, TableSettings, setting_fields
@@ -118,6 +119,23 @@ class MultiTableResult:
     def failed(self) -> tuple[str, ...]:
         return tuple(run.name for run in self.runs if not run.ok)
 
+    def to_dict(self) -> dict[str, Any]:
+        """What ``run --output json`` prints (see README, "Machine-readable output")."""
+        return {
+            "ok": self.ok,
+            "source": {"kind": self.source.kind, "uri": self.source.source, "warnings": list(self.source.warnings)},
+            "tables": [
+                {
+                    "name": run.name,
+                    "datalake": run.datalake,
+                    "error": run.error,
+                    "seconds": run.seconds,
+                    **(run.result.to_dict() if run.result else {"ok": False}),
+                }
+                for run in self.runs
+            ],
+        }
+
     def __str__(self) -> str:
         lines = []
         for run in self.runs:
@@ -135,11 +153,14 @@ class _TableProgress:
     def __init__(self, progress: Progress, name: str) -> None:
         self._progress, self._name = progress, name
 
-    def start(self, task: str, total: int) -> None:
-        self._progress.start(f"{self._name}: {task}", total)
+    def start(self, task: str, total: int, done: int = 0, total_bytes: int = 0, done_bytes: int = 0) -> None:
+        self._progress.start(f"{self._name}: {task}", total, done, total_bytes, done_bytes)
 
     def advance(self, steps: int = 1) -> None:
         self._progress.advance(steps)
+
+    def flow(self, files: int = 0, size: int = 0, rows: int = 0) -> None:
+        self._progress.flow(files, size, rows)
 
     def note(self, message: str) -> None:
         self._progress.note(f"{self._name}: {message}")

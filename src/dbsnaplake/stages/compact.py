@@ -23,6 +23,7 @@ from dbsnaplake.frames.writer import RollingParquetWriter
 from dbsnaplake.layout import DATALAKE_FILE, datalake_file
 from dbsnaplake.ledger import COMPACT, Ledger
 from dbsnaplake.manifest import N_RECORD, SIZE, URI, read_group_manifest
+from dbsnaplake.progress import Report
 from dbsnaplake.records import CompactResult, PartitionFileGroup
 
 MERGE_MEMORY = 256 * 1024**2
@@ -57,10 +58,11 @@ def remove_stale_outputs(
             storage.delete(info.uri)
 
 
-def compact(group_manifest: str, config: PipelineConfig | None = None) -> CompactResult:
+def compact(group_manifest: str, config: PipelineConfig | None = None, report: Report | None = None) -> CompactResult:
     """Merge one partition file group into the final data lake. Safe to rerun.
 
-    The settings are the plan's (in the group manifest's header); ``config``, when given, must agree with them."""
+    The settings are the plan's (in the group manifest's header); ``config``, when given, must agree with them.
+    ``report`` is told about the rows as they are written (and the staging bytes they came from)."""
     manifest, header = read_group_manifest(group_manifest, PartitionFileGroup)
     config = planned_config(header.settings, config, group_manifest)
     schema = decode_schema(header.schema)
@@ -84,7 +86,11 @@ def compact(group_manifest: str, config: PipelineConfig | None = None) -> Compac
     ) as writer:
         for table in stream:
             writer.write(table)
+            if report is not None:
+                report(0, round(manifest.size * table.num_rows / max(1, n_record)), table.num_rows)
         written = writer.close()
+    if report is not None:
+        report(manifest.n_file, 0, 0)
     if sum(f.n_record for f in written) != n_record:
         raise SnapshotError(
             f"partition {partition or '(unpartitioned)'}: wrote {sum(f.n_record for f in written)} records but "

@@ -44,6 +44,7 @@ from dbsnaplake.manifest import (
     read_group_manifest,
     write_manifest,
 )
+from dbsnaplake.progress import Report
 from dbsnaplake.records import EtlResult, SnapshotFileGroup, SnapshotReader, SortKey, StagingFileGroup
 from dbsnaplake.sources.readers import SOURCE_READERS
 
@@ -148,10 +149,11 @@ def write_staging_file(
         return local.stat().st_size
 
 
-def etl(group_manifest: str, config: PipelineConfig | None = None) -> EtlResult:
+def etl(group_manifest: str, config: PipelineConfig | None = None, report: Report | None = None) -> EtlResult:
     """Process one snapshot file group end to end. Safe to rerun: it rewrites the same files.
 
-    The settings are the plan's (in the group manifest's header); ``config``, when given, must agree with them."""
+    The settings are the plan's (in the group manifest's header); ``config``, when given, must agree with them.
+    ``report`` is told about each snapshot file once it is read and transformed."""
     manifest, header = read_group_manifest(group_manifest, SnapshotFileGroup)
     config = planned_config(header.settings, config, group_manifest)
     group = header.group
@@ -166,6 +168,8 @@ def etl(group_manifest: str, config: PipelineConfig | None = None) -> EtlResult:
         n_bad_value += read.n_bad_value
         n_record_in += table.num_rows
         source_schema = table.schema
+        if report is not None:
+            report(1, file.size or 0, table.num_rows)
         out = transform_file(config.transform, table, uri)
         del table
         config.require_output_columns(out.columns)

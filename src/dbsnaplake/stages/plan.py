@@ -11,21 +11,26 @@ stage reads them (existence, record count, schema), which fails naming the file 
 
 from __future__ import annotations
 
+import io
 import statistics
+import time
 from dataclasses import dataclass
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from dbsnaplake import storage
+from dbsnaplake import estimate, storage
 from dbsnaplake.binpack import pack_in_order
 from dbsnaplake.config.settings import PipelineConfig
 from dbsnaplake.errors import ConfigError, SnapshotError
-from dbsnaplake.frames.readers import PARQUET, FileToRead, detect_format, read_parquet_footer
+from dbsnaplake.frames.partitioning import partition_path
+from dbsnaplake.frames.readers import PARQUET, FileToRead, detect_format, read_parquet_footer, read_snapshot_file
 from dbsnaplake.frames.schema import decode_schema, encode_schema, unify
 from dbsnaplake.frames.sorting import check_sort_keys
-from dbsnaplake.frames.transform import output_schema
-from dbsnaplake.frames.types import lake_schema, refuse_unsupported
+from dbsnaplake.frames.transform import apply_transform, output_schema
+from dbsnaplake.frames.types import for_polars, lake_schema, refuse_unsupported
 from dbsnaplake.layout import SNAPSHOT_FILE_GROUPS_FOLDER, S3Location, snapshot_time, version_root, version_stamp
 from dbsnaplake.ledger import Ledger, plan_fingerprint, refuse_rewriting_published
 from dbsnaplake.manifest import (
@@ -40,7 +45,8 @@ from dbsnaplake.manifest import (
     write_manifest,
 )
 from dbsnaplake.progress import NoProgress, Progress
-from dbsnaplake.records import GroupSizeChoice, PlanResult, SnapshotFileGroup, SnapshotStats
+from dbsnaplake.records import Estimate, GroupSizeChoice, PlanResult, SnapshotFileGroup, SnapshotReader, SnapshotStats
+from dbsnaplake.sources.readers import SOURCE_READERS
 from dbsnaplake.storage.parallel import map_io
 from dbsnaplake.units import format_size
 
@@ -158,9 +164,107 @@ def snapshot_stats(files: pa.Table, uncompressed: list[tuple[int | None, int]]) 
     )
 
 
-def plan(config: PipelineConfig, progress: Progress | None = None, manifest: Manifest | None = None) -> PlanResult:
-    """Inspect the snapshot, then write one manifest per snapshot file group. ``manifest``: the snapshot
-    manifest, when the caller has read it already."""
+SAMPLE_FILES = 3
+SAMPLE_BYTES = 32 * MiB
+GUARDED_PARTITIONS = 1_000
+"""Above this many estimated partitions, a run whose partitions average under ``--min-partition-size`` is refused."""
+
+
+def sample_indices(sizes: list[int], n: int = SAMPLE_FILES, most: int = SAMPLE_BYTES) -> list[int]:
+    """Up to ``n`` files spread evenly over the snapshot, at most ``most`` bytes together (at least one file)."""
+    step = max(1, len(sizes) // n)
+    chosen: list[int] = []
+    total = 0
+    for index in range(0, len(sizes), step)[:n]:
+        if chosen and total + sizes[index] > most:
+            break
+        chosen.append(index)
+        total += sizes[index]
+    return chosen
+
+
+def estimate_run(
+    config: PipelineConfig, files: pa.Table, reader: SnapshotReader | None, stats: SnapshotStats, groups: list[list[int]]
+) -> Estimate:
+    """Read, transform, partition and encode a sample of the snapshot as the ETL stage does, and extrapolate."""
+    sizes = files[SIZE].to_pylist()
+    chosen = sample_indices(sizes)
+    counts: dict[str, int] = {}
+    partitions_per_file: list[int] = []
+    rows = encoded = 0
+    start = time.perf_counter()
+    for index in chosen:
+        row = files.slice(index, 1).to_pylist()[0]
+        file = FileToRead(row[URI], row[SIZE], None, {}, row[ETAG])
+        table = read_snapshot_file(file, reader, config.on_bad_value, SOURCE_READERS).table
+        frame = apply_transform(config.transform, pl.from_arrow(for_polars(table, file.uri), rechunk=False))  # type: ignore[arg-type]
+        rows += frame.height
+        keys = list(config.partition_by)
+        if keys:
+            seen = frame.group_by(keys).len()
+            paths = [partition_path(keys, values[:-1]) for values in seen.iter_rows()]
+            for path, n in zip(paths, seen["len"].to_list(), strict=True):
+                counts[path] = counts.get(path, 0) + n
+            partitions_per_file.append(len(set(paths)))
+        else:
+            counts[""] = counts.get("", 0) + frame.height
+            partitions_per_file.append(1)
+        sink = io.BytesIO()
+        pq.write_table(frame.drop(keys).to_arrow(), sink, compression=config.compression)
+        encoded += sink.tell()
+    seconds = max(1e-3, time.perf_counter() - start)
+    sample_bytes = sum(sizes[i] for i in chosen)
+    total_rows = stats.n_record if stats.n_record is not None else round(rows * stats.size / max(1, sample_bytes))
+    partitions = estimate.distinct_values(list(counts.values()), rows, total_rows)
+    out_bytes = round(encoded * stats.size / max(1, sample_bytes))
+    n_staging = estimate.staging_files(
+        partitions, len(groups), statistics.mean(partitions_per_file), len(sizes) / max(1, len(groups))
+    )
+    speed = sample_bytes / seconds
+    workers = max(1, min(config.workers, len(groups)))
+    return Estimate(
+        sample_files=len(chosen),
+        sample_bytes=sample_bytes,
+        sample_rows=rows,
+        partitions_in_sample=len(counts),
+        partitions=partitions,
+        staging_files=n_staging,
+        staging_bytes=out_bytes,
+        lake_files=estimate.lake_files(partitions, out_bytes, config.target_file_size),
+        lake_bytes=out_bytes,
+        bytes_per_second=speed,
+        seconds=(stats.size + out_bytes) / speed / workers,
+    )
+
+
+def check_estimate(config: PipelineConfig, found: Estimate) -> None:
+    """Refuse, before anything is written, a run that would make far too many (or far too small) partitions."""
+    shown = f"(estimated from {found.sample_rows:,} sample rows holding {found.partitions_in_sample:,} partitions)"
+    if config.max_partitions and found.partitions > config.max_partitions:
+        raise ConfigError(
+            f"--partition-by {','.join(config.partition_by)} would make about {found.partitions:,} partitions "
+            f"{shown}, more than --max-partitions {config.max_partitions:,}: choose coarser partition keys, or raise "
+            "--max-partitions (0: no limit) to run anyway"
+        )
+    average = found.lake_bytes / max(1, found.partitions)
+    if found.partitions > GUARDED_PARTITIONS and average < config.min_partition_size:
+        raise ConfigError(
+            f"--partition-by {','.join(config.partition_by)} would make about {found.partitions:,} partitions "
+            f"averaging {format_size(average)} of Parquet {shown}, under --min-partition-size "
+            f"{format_size(config.min_partition_size)}: choose coarser partition keys, or lower --min-partition-size "
+            "(1 disables the check) to run anyway"
+        )
+
+
+def plan(
+    config: PipelineConfig,
+    progress: Progress | None = None,
+    manifest: Manifest | None = None,
+    dry_run: bool = False,
+) -> PlanResult:
+    """Inspect the snapshot, estimate what the run will make (refusing far too many partitions), then write one
+    manifest per snapshot file group and the plan. ``manifest``: the snapshot manifest, when the caller has read it
+    already. ``dry_run``: stop before writing anything, and say what a run would make."""
     progress = progress or NoProgress()
     manifest = manifest or read_manifest(config.manifest_uri)
     uris = storage.normalize_uris(manifest.column(URI))
@@ -216,42 +320,52 @@ def plan(config: PipelineConfig, progress: Progress | None = None, manifest: Man
         choice = choose_group_size(stats, config.workers, config.memory_per_worker)
     progress.note(choice.reason)
     groups = pack_in_order(files[SIZE].to_pylist(), choice.size)
+    expected = None
+    if dry_run or config.partition_by:  # without partition keys there is nothing to guard against
+        progress.start("estimate from a sample", 1)
+        expected = estimate_run(config, files, reader, stats, groups)
+        progress.advance()
+        progress.note(str(expected))
+        check_estimate(config, expected)
 
     fingerprint = plan_fingerprint(config.result_settings(), manifest.digest)
     stamp = version_stamp(snapshot_time(config.location.s3dir_staging, config.snapshot_time))
     root = version_root(config.location.s3dir_datalake, config.publish, stamp)
     refuse_rewriting_published(root)
-    ledger = Ledger(config.location)
-    ledger.reset(root)
     location = config.location
     settings = config.to_dict()
+    encoded_schema = encode_schema(schema) if schema is not None else None
+    names = [location.group_manifest_summary(SNAPSHOT_FILE_GROUPS_FOLDER, n) for n in range(1, len(groups) + 1)]
+    result = PlanResult(
+        stats=stats,
+        group_size=choice,
+        group_manifests=tuple(names),
+        schema=encoded_schema,
+        fingerprint=fingerprint,
+        version=stamp,
+        version_root=root,
+        settings=settings,
+        estimate=expected,
+        dry_run=dry_run,
+    )
+    if dry_run:
+        return result
+    ledger = Ledger(config.location)
+    ledger.reset(root)
     progress.start("write snapshot file group manifests", len(groups))
 
-    def write_group(numbered: tuple[int, list[int]]) -> str:
-        number, indices = numbered
-        summary_uri = location.group_manifest_summary(SNAPSHOT_FILE_GROUPS_FOLDER, number)
+    def write_group(number: int) -> None:
         header = SnapshotFileGroup(
             group=number,
             n_group=len(groups),
             snapshot_manifest=manifest.summary_uri,
             settings=settings,
             reader=reader,
-            schema=encode_schema(schema) if schema is not None else None,
+            schema=encoded_schema,
         )
         data_uri = location.group_manifest_data(SNAPSHOT_FILE_GROUPS_FOLDER, number)
-        write_manifest(summary_uri, files.take(indices), header, data_uri)
-        return summary_uri
+        write_manifest(names[number - 1], files.take(groups[number - 1]), header, data_uri)
 
-    summaries = map_io(write_group, list(enumerate(groups, start=1)), progress)  # S3 PUTs in parallel
-    result = PlanResult(
-        stats=stats,
-        group_size=choice,
-        group_manifests=tuple(summaries),
-        schema=encode_schema(schema) if schema is not None else None,
-        fingerprint=fingerprint,
-        version=stamp,
-        version_root=root,
-        settings=settings,
-    )
+    map_io(write_group, range(1, len(groups) + 1), progress)  # S3 PUTs in parallel
     ledger.write_plan(result)  # last: the plan is complete
     return result

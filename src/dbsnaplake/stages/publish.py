@@ -26,7 +26,7 @@ from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import ConfigError, StageError
 from dbsnaplake.layout import SUCCESS_FILE, VERSION_FOLDER, VERSION_PREFIX, success_file
-from dbsnaplake.ledger import COMPACT, Ledger, latest_root, read_commit, switch_latest, write_commit
+from dbsnaplake.ledger import COMPACT, Ledger, latest_root, read_commit, read_latest, switch_latest, write_commit
 from dbsnaplake.records import Commit, CommittedFile, PlanResult, PublishResult
 
 
@@ -69,8 +69,11 @@ def publish(config: PipelineConfig) -> PublishResult | None:
     )
     storage.remove_temporary_files(plan.version_root)  # left by killed writers: a committed folder holds no debris
     write_commit(plan.version_root, record)
-    moved = config.publish == "latest" and switch_latest(config.location.s3dir_datalake, plan.version_root, plan.version)
-    return PublishResult(plan.version_root, len(files), n_record, moved)
+    lake = config.location.s3dir_datalake
+    moved = config.publish == "latest" and switch_latest(lake, plan.version_root, plan.version)
+    current = read_latest(lake) if config.publish == "latest" and not moved else None
+    newer = current[0].version if current is not None else None
+    return PublishResult(plan.version_root, len(files), n_record, moved, newer)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import inspect
 import io
+import logging
 import os
 import random
 import re
@@ -79,6 +80,7 @@ def _s3_store(bucket: str) -> Any:
 # page or a POST. A CompleteMultipartUpload that succeeded but whose answer was lost fails as "NoSuchUpload".
 # Listing, deleting and uploading a whole file are idempotent, so those three calls are retried here as a whole.
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 RETRY_ATTEMPTS = 5
 RETRY_BASE_SECONDS = 0.2
 RETRY_MAX_SECONDS = 5.0
@@ -107,6 +109,7 @@ def _retrying(action: Callable[[], T]) -> T:
             if attempt >= RETRY_ATTEMPTS or not _is_transient(exc):
                 raise
         wait = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+        log.debug("S3 call failed with a transient error (attempt %d), retrying in about %.1fs", attempt, wait)
         time.sleep(wait / 2 + random.uniform(0, wait / 2))
         attempt += 1
 
