@@ -9,6 +9,7 @@ rerun overwrites; files a previous run of this group wrote beyond the new count 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -23,7 +24,7 @@ from dbsnaplake.frames.writer import RollingParquetWriter
 from dbsnaplake.layout import DATALAKE_FILE, datalake_file
 from dbsnaplake.ledger import COMPACT, Ledger
 from dbsnaplake.manifest import N_RECORD, SIZE, URI, read_group_manifest
-from dbsnaplake.records import CompactResult, PartitionFileGroup
+from dbsnaplake.records import CompactResult, GroupTiming, PartitionFileGroup
 
 MERGE_MEMORY = 256 * 1024**2
 IN_MEMORY_RATIO_GUESS = 4.0
@@ -61,6 +62,7 @@ def compact(group_manifest: str, config: PipelineConfig | None = None) -> Compac
     """Merge one partition file group into the final data lake. Safe to rerun.
 
     The settings are the plan's (in the group manifest's header); ``config``, when given, must agree with them."""
+    started_at = time.time()
     manifest, header = read_group_manifest(group_manifest, PartitionFileGroup)
     config = planned_config(header.settings, config, group_manifest)
     schema = decode_schema(header.schema)
@@ -99,6 +101,7 @@ def compact(group_manifest: str, config: PipelineConfig | None = None) -> Compac
         size_in=manifest.size,
         n_record=n_record,
         files=tuple(written),
+        timing=GroupTiming.since(started_at),
     )
     Ledger(config.location).mark_done(COMPACT, result)  # last: every file exists
     return result

@@ -14,6 +14,7 @@ a group overwrites its own files instead of adding new ones.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -43,7 +44,7 @@ from dbsnaplake.manifest import (
     read_group_manifest,
     write_manifest,
 )
-from dbsnaplake.records import EtlResult, SnapshotFileGroup, SnapshotReader, SortKey, StagingFileGroup
+from dbsnaplake.records import EtlResult, GroupTiming, SnapshotFileGroup, SnapshotReader, SortKey, StagingFileGroup
 from dbsnaplake.sources.readers import SOURCE_READERS
 
 STAGING_ROW_GROUP_ROWS = 65_536  # small row groups keep the compaction merge's memory low
@@ -151,6 +152,7 @@ def etl(group_manifest: str, config: PipelineConfig | None = None) -> EtlResult:
     """Process one snapshot file group end to end. Safe to rerun: it rewrites the same files.
 
     The settings are the plan's (in the group manifest's header); ``config``, when given, must agree with them."""
+    started_at = time.time()
     manifest, header = read_group_manifest(group_manifest, SnapshotFileGroup)
     config = planned_config(header.settings, config, group_manifest)
     group = header.group
@@ -213,6 +215,7 @@ def etl(group_manifest: str, config: PipelineConfig | None = None) -> EtlResult:
         n_partition=len(paths),
         size_out=sum(sizes),
         staging_manifest=summary,
+        timing=GroupTiming.since(started_at),
     )
     Ledger(config.location).mark_done(ETL, result)  # last: the staging files and manifest exist
     return result
