@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -19,9 +19,12 @@ from dbsnaplake import __version__
 from dbsnaplake.cli.options import given_settings, setting_options
 from dbsnaplake.cli.output import RichProgress, console, err_console, print_error, print_json, print_result
 from dbsnaplake.config.settings import PipelineConfig, Roots, RunSettings, SourceSettings, TableSettings
-from dbsnaplake.errors import ConfigError, DbSnapLakeError
+from dbsnaplake.errors import ConfigError, DbSnapLakeError, ValidationError
 from dbsnaplake.records import PlanCompactionResult, PlanResult
 from dbsnaplake.units import format_size
+
+if TYPE_CHECKING:
+    from dbsnaplake.run.tables import MultiTableResult
 
 PIPELINE = (Roots, RunSettings, TableSettings, PipelineConfig)
 """The settings of one table's pipeline (``--staging``, ``--workers``, ``--partition-by``, ``--manifest``, ...)."""
@@ -79,10 +82,34 @@ def _run_pipeline(config: PipelineConfig, fresh: bool = False) -> None:
     from dbsnaplake.run.executors import make_executor
     from dbsnaplake.run.pipeline import run_pipeline
 
-    with RichProgress() as progress, make_executor(config.executor, config.workers) as pool:
-        result = run_pipeline(config, pool, progress, fresh=fresh)
+    staging = config.location.s3dir_staging
+    try:
+        with RichProgress() as progress, make_executor(config.executor, config.workers) as pool:
+            result = run_pipeline(config, pool, progress, fresh=fresh)
+    except ValidationError:
+        _write_report(staging)  # it shows where the data lake and the snapshot differ
+        raise
     print_result(result)
     console.print(f"data lake : {result.plan.version_root}", highlight=False)
+    _write_report(staging)
+
+
+def _write_report(staging: str, table: str = "") -> None:
+    """Write the run report and say where it is. The run's outcome stands whatever happens here: a report that
+    cannot be written is a note with the command that retries it, not a failed run."""
+    from dbsnaplake.report import write_report
+
+    try:
+        uri = write_report(staging)
+    except Exception as exc:  # the data lake is written (or the run failed for its own reason): keep that outcome
+        err_console.print(
+            f"report    : {table}not written ({type(exc).__name__}: {exc}); "
+            f"retry: dbsnaplake report --staging {staging}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    console.print(f"report    : {table}{uri}", highlight=False, soft_wrap=True)
 
 
 @main.command()
@@ -154,12 +181,23 @@ def _run_source(
     with RichProgress() as progress, make_executor(config.executor, config.workers) as pool:
         result = run_source(config, pool, progress, fresh)
     print_result(result)
+    _write_table_reports(result)
     if not result.ok:
         print_error(
             f"table(s) {', '.join(result.failed)} failed (see above); rerun with --only {','.join(result.failed)} "
             "once fixed"
         )
         sys.exit(1)
+
+
+def _write_table_reports(result: MultiTableResult) -> None:
+    """Each table's run report (a table that failed before it was planned has none)."""
+    from dbsnaplake.ledger import Ledger
+
+    for table in result.runs:
+        staging = table.config.location.s3dir_staging
+        if Ledger.of_staging(staging).read_plan() is not None:
+            _write_report(staging, f"{table.name}: ")
 
 
 @main.command()
@@ -291,6 +329,20 @@ def status(staging: str, output: str) -> None:
         click.echo(result.to_json())
     else:
         print_result(result)
+
+
+@main.command()
+@click.option("--staging", required=True, help="Staging root of the run.")
+def report(staging: str) -> None:
+    """(Re)build the run report, STAGING/manifests/report.html, and print where it is: file sizes of the snapshot,
+    staging and data lake against the target, records and bytes per partition, time per stage and per group (a
+    Gantt of the workers), validation per partition. One HTML file that opens offline.
+
+    Example: dbsnaplake report --staging s3://b/staging/db/t/snapshot=2024-01-01T00:00:00Z/
+    """
+    from dbsnaplake.report import write_report
+
+    console.print(write_report(staging), highlight=False, soft_wrap=True)
 
 
 @main.group()
