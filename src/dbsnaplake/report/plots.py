@@ -167,7 +167,8 @@ def _short(label: str, limit: int = 32) -> str:
 
 
 def stage_times(facts: ReportFacts) -> Figure | None:
-    """Seconds per stage of the last run, and the bytes per second each stage went through."""
+    """Seconds per stage of the last run, and the bytes per second of the stages that move data (a resumed stage
+    only did what was left, so it has none)."""
     times = facts.run_times
     if times is None:
         return None
@@ -185,16 +186,19 @@ def stage_times(facts: ReportFacts) -> Figure | None:
     for y, value in zip(positions, seconds, strict=True):
         ax.text(value, y, f" {value:.1f}s", va="center", fontsize=8)
     ax = axes[0, 1]
-    rates = [covered.get(s, 0) / t if t > 0 and covered.get(s) else 0.0 for s, t in zip(stages, seconds, strict=True)]
+    rates = [
+        covered.get(s, 0) / t if t > 0 and not times.skipped.get(s) else 0.0
+        for s, t in zip(stages, seconds, strict=True)
+    ]
     ax.barh(positions, rates, color="#55a868")
     ax.set_yticks(positions, stages)
     ax.invert_yaxis()
     _size_axis(ax.xaxis, unit="/s")
     ax.set_xlabel("bytes per second")
-    ax.set_title("bytes/s per stage (bytes the stage went through)")
-    for y, rate in zip(positions, rates, strict=True):
-        if rate:
-            ax.text(rate, y, f" {format_size(int(rate))}/s", va="center", fontsize=8)
+    ax.set_title("bytes/s per stage (the stages that move data)")
+    for y, stage, rate in zip(positions, stages, rates, strict=True):
+        label = f" {format_size(int(rate))}/s" if rate else " resumed" if times.skipped.get(stage) else " metadata only"
+        ax.text(rate, y, label, va="center", fontsize=8, color="#222222" if rate else "#888888")
     return figure
 
 
@@ -203,19 +207,9 @@ def _stage_label(stage: str, skipped: int) -> str:
 
 
 def stage_bytes(facts: ReportFacts) -> dict[str, int]:
-    """The bytes each stage goes through: planning and ETL the snapshot, compaction planning and compaction the
-    staging lake, validation and publishing the data lake."""
-    snapshot = sum(facts.snapshot_sizes)
-    staging = sum(facts.staging_sizes)
-    lake = sum(facts.lake_sizes)
-    return {
-        "plan": snapshot,
-        "etl": snapshot,
-        "plan-compaction": staging,
-        "compact": staging,
-        "validate": lake,
-        "publish": lake,
-    }
+    """The bytes the stages that move data go through: ETL reads the snapshot, compaction the staging lake. (The
+    other stages read metadata only: a rate of theirs would mean nothing.)"""
+    return {ETL: sum(facts.snapshot_sizes), COMPACT: sum(facts.staging_sizes)}
 
 
 def gantt(facts: ReportFacts) -> Figure | None:
