@@ -112,7 +112,7 @@ def gather(staging: str) -> ReportFacts:
     """Read what the report shows from the staging area ``staging``; fails only when it holds no plan."""
     ledger = Ledger.of_staging(staging)
     plan = ledger.require_plan()
-    config = PipelineConfig.from_dict(plan.settings, staging)
+    config = PipelineConfig.from_dict(plan.settings, f"the plan in {staging}")
     notes: list[str] = []
 
     snapshot_sizes: tuple[int, ...] = ()
