@@ -105,7 +105,7 @@ def test_help_does_not_load_the_data_libraries() -> None:
         "import sys\n"
         "from dbsnaplake.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print('loaded:', [m for m in ('pyarrow', 'polars', 'obstore', 'numpy') if m in sys.modules])\n"
+        "print('loaded:', [m for m in ('pyarrow', 'polars', 'obstore', 'numpy', 'matplotlib') if m in sys.modules])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "loaded: []", result.stdout

@@ -44,6 +44,7 @@ from dbsnaplake.records import (
     ValidateResult,
     parse_sort_keys,
 )
+from dbsnaplake.report import write_report
 from dbsnaplake.run.executors import InlineExecutor, make_executor
 from dbsnaplake.run.pipeline import STAGES, RunResult, config_from_plan, publish_snapshot, run_pipeline
 from dbsnaplake.run.status import RunStatus, StageStatus, run_status
@@ -155,5 +156,6 @@ __all__ = [
     "source_run_config",
     "validate",
     "write_manifest",
+    "write_report",
     "write_source_manifests",
 ]

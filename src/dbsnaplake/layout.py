@@ -10,7 +10,8 @@ Staging (one snapshot of one table)::
     STAGING/manifests/<kind>/manifest-summary/manifest-summary-<n>.json  a group manifest (kind: snapshot-file-groups,
     STAGING/manifests/<kind>/manifest-data/manifest-data-<n>.parquet       staging-file-groups, partition-file-groups)
     STAGING/manifests/validate-datalake-result.json
-    STAGING/manifests/state/plan.json, plan-compaction.json, lock.json, <stage>/done-<n>.json, <stage>/failed-<n>.json
+    STAGING/manifests/report.html                                       the run report (dbsnaplake report)
+    STAGING/manifests/state/plan.json, plan-compaction.json, run.json, lock.json, <stage>/done-<n>.json, <stage>/failed-<n>.json
     STAGING/datalake/<partition>/group-<n>.parquet                       the staging lake
 
 Data lake: ``DATALAKE/<partition>/part-<g>-<i>.parquet`` and ``DATALAKE/_SUCCESS`` (``--publish historical``), or
@@ -45,6 +46,8 @@ FILE_GROUP_KINDS = (SNAPSHOT_FILE_GROUPS_FOLDER, STAGING_FILE_GROUPS_FOLDER, PAR
 STATE_FOLDER = "state"
 PLAN_FILE = "plan.json"
 PLAN_COMPACTION_FILE = "plan-compaction.json"
+RUN_TIMES_FILE = "run.json"
+REPORT_FILE = "report.html"
 LOCK_FILE = "lock.json"
 SUCCESS_FILE = "_SUCCESS"
 LATEST_POINTER_FILE = "_latest.json"
@@ -144,6 +147,11 @@ class S3Location:
     @property
     def s3path_validate_datalake_result(self) -> str:
         return storage.join(self.s3dir_staging_manifest, VALIDATE_RESULT_FILE)
+
+    @property
+    def s3path_report(self) -> str:
+        """``manifests/report.html``: the run report (see :mod:`dbsnaplake.report`)."""
+        return storage.join(self.s3dir_staging_manifest, REPORT_FILE)
 
     def group_manifest_summary(self, kind: str, group: int) -> str:
         """``manifests/<kind>/manifest-summary/manifest-summary-<group>.json``."""

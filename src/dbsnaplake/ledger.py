@@ -5,6 +5,7 @@ can resume. Resume is *planned minus done*, and this module is where both are re
 
     plan.json                     written last by planning: settings, fingerprint, groups, version to publish
     plan-compaction.json          written last by compaction planning
+    run.json                      how the last 'run' went, stage by stage (for the run report)
     etl/done-<n>.json             written by a worker after every output of ETL group n exists
     etl/failed-<n>.json           the last error of a group that failed (removed when it succeeds)
     compact/done-<n>.json         written after every data-lake file of partition file group n exists
@@ -33,6 +34,7 @@ from dbsnaplake.layout import (
     MANIFEST_SUMMARY_FOLDER,
     PLAN_COMPACTION_FILE,
     PLAN_FILE,
+    RUN_TIMES_FILE,
     SNAPSHOT_FILE_GROUPS_FOLDER,
     STAGING_FILE_GROUPS_FOLDER,
     S3Location,
@@ -51,6 +53,7 @@ from dbsnaplake.records import (
     LatestPointer,
     PlanCompactionResult,
     PlanResult,
+    RunTimes,
     StagingFileGroup,
     StoredRecord,
     ValidateResult,
@@ -140,6 +143,7 @@ class Ledger:
         location = self.location
         storage.delete(location.state_file(PLAN_FILE))  # first: a crash below leaves no plan that looks valid
         storage.delete(location.state_file(PLAN_COMPACTION_FILE))
+        storage.delete(location.state_file(RUN_TIMES_FILE))
         for stage in GROUP_STAGES:
             self.clear_stage(stage)
         for kind in FILE_GROUP_KINDS:
@@ -233,6 +237,16 @@ class Ledger:
         files = storage.list_files(self.location.s3dir_staging_datalake)
         storage.delete_folder(self.location.s3dir_staging_datalake)
         return len(files), sum(f.size for f in files)
+
+    # ---- how the last run went ---------------------------------------------------------------------------
+    def read_run_times(self) -> RunTimes | None:
+        try:
+            return read_record(RunTimes, self.location.state_file(RUN_TIMES_FILE))
+        except RecordError:
+            return None
+
+    def write_run_times(self, times: RunTimes) -> None:
+        write_record(self.location.state_file(RUN_TIMES_FILE), times)
 
     # ---- validation ---------------------------------------------------------------------------------------
     def read_validation(self) -> ValidateResult | None:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
+import time
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -313,6 +316,31 @@ class PartitionFileGroup(StoredRecord):
 
 
 @dataclass(frozen=True)
+class GroupTiming(Record):
+    """When one run of a group started and finished (seconds since the epoch) and which worker ran it (host and
+    process id): the run report draws its Gantt of workers from these. It tells how the group ran, not what it
+    did, so two runs of a group differ here only."""
+
+    started_at: float
+    finished_at: float
+    host: str
+    pid: int
+
+    @classmethod
+    def since(cls, started_at: float) -> GroupTiming:
+        """The timing of a group that started at ``started_at`` (``time.time()``) and finished now, here."""
+        return cls(started_at=started_at, finished_at=time.time(), host=socket.gethostname(), pid=os.getpid())
+
+    @property
+    def seconds(self) -> float:
+        return self.finished_at - self.started_at
+
+    @property
+    def worker(self) -> str:
+        return f"{self.host}:{self.pid}"
+
+
+@dataclass(frozen=True)
 class EtlResult(StoredRecord):
     """What one ETL group did; stored as ``state/etl/done-<n>.json`` once every output exists."""
 
@@ -326,6 +354,8 @@ class EtlResult(StoredRecord):
     n_partition: int
     size_out: int
     staging_manifest: str
+    timing: GroupTiming | None = None
+    """How this run of the group went (None in results of earlier versions)."""
 
     @property
     def processed(self) -> tuple[int, int, int]:
@@ -353,6 +383,8 @@ class CompactResult(StoredRecord):
     size_in: int
     n_record: int
     files: tuple[WrittenFile, ...]
+    timing: GroupTiming | None = None
+    """How this run of the group went (None in results of earlier versions)."""
 
     @property
     def processed(self) -> tuple[int, int, int]:
@@ -369,6 +401,22 @@ class FailedGroup(StoredRecord):
     failed_at: float
     attempts: int
     error: str
+
+
+@dataclass(frozen=True)
+class RunTimes(StoredRecord):
+    """``state/run.json``: how the last ``run`` of a staging area went, stage by stage; written at its end (also
+    when validation failed) for the run report."""
+
+    KIND: ClassVar[str] = "run-times"
+    started_at: float
+    finished_at: float
+    seconds: Mapping[str, float]
+    """Per stage that ran, in order: wall-clock seconds."""
+    skipped: Mapping[str, int] = field(default_factory=dict)
+    """Per stage, what an earlier run had finished (see ``RunResult.skipped``)."""
+    workers: int = 1
+    executor: str = "process"
 
 
 # ---- validation ----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -31,9 +31,12 @@ from dbsnaplake.cli.output import (
     progress_display,
 )
 from dbsnaplake.config.settings import PipelineConfig, Roots, RunSettings, SourceSettings, TableSettings
-from dbsnaplake.errors import ConfigError, DbSnapLakeError
+from dbsnaplake.errors import ConfigError, DbSnapLakeError, ValidationError
 from dbsnaplake.records import PlanCompactionResult, PlanResult
 from dbsnaplake.units import format_size
+
+if TYPE_CHECKING:
+    from dbsnaplake.run.tables import MultiTableResult
 
 PIPELINE = (Roots, RunSettings, TableSettings, PipelineConfig)
 """The settings of one table's pipeline (``--staging``, ``--workers``, ``--partition-by``, ``--manifest``, ...)."""
@@ -148,13 +151,42 @@ def _run_pipeline(config: PipelineConfig, fresh: bool = False, output: str = "te
     from dbsnaplake.run.executors import make_executor
     from dbsnaplake.run.pipeline import run_pipeline
 
-    with progress_display() as progress, make_executor(config.executor, config.workers) as pool:
-        result = run_pipeline(config, pool, progress, fresh=fresh)
+    staging = config.location.s3dir_staging
+    try:
+        with progress_display() as progress, make_executor(config.executor, config.workers) as pool:
+            result = run_pipeline(config, pool, progress, fresh=fresh)
+    except ValidationError:
+        _write_report(staging)  # it shows where the data lake and the snapshot differ
+        raise
     if output == "json":
-        print_document("run", {"ok": result.validation.ok, "tables": [{"name": None, **result.to_dict()}]})
+        report = _write_report(staging)
+        table = {"name": None, **result.to_dict(), "report": report}
+        print_document("run", {"ok": result.validation.ok, "tables": [table]})
         return
     print_result(result)
     console.print(f"data lake : {result.plan.version_root}", highlight=False)
+    _write_report(staging)
+
+
+def _write_report(staging: str, table: str = "") -> str | None:
+    """Write the run report and say where it is (on stderr when stdout carries a JSON document); returns its URI.
+    The run's outcome stands whatever happens here: a report that cannot be written is a note with the command that
+    retries it, not a failed run."""
+    from dbsnaplake.report import write_report
+
+    try:
+        uri = write_report(staging)
+    except Exception as exc:  # the data lake is written (or the run failed for its own reason): keep that outcome
+        err_console.print(
+            f"report    : {table}not written ({type(exc).__name__}: {exc}); "
+            f"retry: dbsnaplake report --staging {staging}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return None
+    shown = err_console if JsonOutput.command is not None else console
+    shown.print(f"report    : {table}{uri}", highlight=False, soft_wrap=True)
+    return uri
 
 
 @main.command()
@@ -242,8 +274,12 @@ def _run_source(
     config = source_run_config(load_config(config_file) if config_file else None, {**given, **source}, tables)
     with progress_display() as progress, make_executor(config.executor, config.workers) as pool:
         result = run_source(config, pool, progress, fresh)
+    reports = _write_table_reports(result)
     if output == "json":
-        print_document("run", result.to_dict())
+        document = result.to_dict()
+        for table in document["tables"]:
+            table["report"] = reports.get(table["name"])
+        print_document("run", document)
     else:
         print_result(result)
     if not result.ok:
@@ -264,6 +300,18 @@ def _dry_run(config: PipelineConfig, output: str) -> None:
         print_document("plan", {"ok": True, "dry_run": True, **result.to_dict()})
     else:
         print_result(result)
+
+
+def _write_table_reports(result: MultiTableResult) -> dict[str, str | None]:
+    """Each table's run report (a table that failed before it was planned has none), by table name."""
+    from dbsnaplake.ledger import Ledger
+
+    reports: dict[str, str | None] = {}
+    for table in result.runs:
+        staging = table.config.location.s3dir_staging
+        if Ledger.of_staging(staging).read_plan() is not None:
+            reports[table.name] = _write_report(staging, f"{table.name}: ")
+    return reports
 
 
 @main.command()
@@ -428,6 +476,20 @@ def clean(staging: str) -> None:
     with run_lock(ledger.location):
         files, size = ledger.clean_staging_lake()
     print_result(f"removed the staging lake {ledger.location.s3dir_staging_datalake} ({files:,} files, {format_size(size)})")
+
+
+@main.command()
+@click.option("--staging", required=True, help="Staging root of the run.")
+def report(staging: str) -> None:
+    """(Re)build the run report, STAGING/manifests/report.html, and print where it is: file sizes of the snapshot,
+    staging and data lake against the target, records and bytes per partition, time per stage and per group (a
+    Gantt of the workers), validation per partition. One HTML file that opens offline.
+
+    Example: dbsnaplake report --staging s3://b/staging/db/t/snapshot=2024-01-01T00:00:00Z/
+    """
+    from dbsnaplake.report import write_report
+
+    console.print(write_report(staging), highlight=False, soft_wrap=True)
 
 
 @main.group()

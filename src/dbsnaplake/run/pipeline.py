@@ -17,6 +17,7 @@ from typing import Any
 
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig
+from dbsnaplake.errors import ValidationError
 from dbsnaplake.ledger import COMPACT, ETL, Ledger, compaction_fingerprint, plan_fingerprint
 from dbsnaplake.manifest import read_manifest
 from dbsnaplake.progress import NoProgress, Progress
@@ -26,6 +27,7 @@ from dbsnaplake.records import (
     PlanCompactionResult,
     PlanResult,
     PublishResult,
+    RunTimes,
     ValidateResult,
 )
 from dbsnaplake.run.executors import InlineExecutor
@@ -161,6 +163,7 @@ def run_pipeline(
 
 def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: bool) -> RunResult:
     ledger = Ledger(config.location)
+    started_at = time.time()
     seconds: dict[str, float] = {}
     skipped: dict[str, int] = {}
 
@@ -201,7 +204,12 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
     seconds["compact"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    validation = validate(config, progress)
+    try:
+        validation = validate(config, progress)
+    except ValidationError:  # the run report shows where the data lake and the snapshot disagree
+        seconds["validate"] = time.perf_counter() - start
+        _record_run_times(ledger, config, started_at, seconds, skipped)
+        raise
     seconds["validate"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -212,6 +220,7 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
         files, size = ledger.clean_staging_lake()
         progress.note(f"staging lake removed ({files:,} files, {format_size(size)}): --clean-staging")
     seconds["publish"] = time.perf_counter() - start
+    _record_run_times(ledger, config, started_at, seconds, skipped)
 
     log.debug("run of %s done: %s", config.location.s3dir_staging, ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items()))
     return RunResult(
@@ -224,6 +233,21 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
         seconds=seconds,
         skipped=skipped,
     )
+
+
+def _record_run_times(
+    ledger: Ledger, config: PipelineConfig, started_at: float, seconds: dict[str, float], skipped: dict[str, int]
+) -> None:
+    """Store how this run went, stage by stage (``state/run.json``), for the run report."""
+    times = RunTimes(
+        started_at=started_at,
+        finished_at=time.time(),
+        seconds=dict(seconds),
+        skipped=dict(skipped),
+        workers=config.workers,
+        executor=config.executor,
+    )
+    ledger.write_run_times(times)
 
 
 def publish_snapshot(config: PipelineConfig, progress: Progress | None = None) -> PublishResult | None:

@@ -9,6 +9,7 @@ rerun overwrites; files a previous run of this group wrote beyond the new count 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -24,7 +25,7 @@ from dbsnaplake.layout import DATALAKE_FILE, datalake_file
 from dbsnaplake.ledger import COMPACT, Ledger
 from dbsnaplake.manifest import N_RECORD, SIZE, URI, read_group_manifest
 from dbsnaplake.progress import Report
-from dbsnaplake.records import CompactResult, PartitionFileGroup
+from dbsnaplake.records import CompactResult, GroupTiming, PartitionFileGroup
 
 MERGE_MEMORY = 256 * 1024**2
 IN_MEMORY_RATIO_GUESS = 4.0
@@ -63,6 +64,7 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
 
     The settings are the plan's (in the group manifest's header); ``config``, when given, must agree with them.
     ``report`` is told about the rows as they are written (and the staging bytes they came from)."""
+    started_at = time.time()
     manifest, header = read_group_manifest(group_manifest, PartitionFileGroup)
     config = planned_config(header.settings, config, group_manifest)
     schema = decode_schema(header.schema)
@@ -105,6 +107,7 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
         size_in=manifest.size,
         n_record=n_record,
         files=tuple(written),
+        timing=GroupTiming.since(started_at),
     )
     Ledger(config.location).mark_done(COMPACT, result)  # last: every file exists
     return result

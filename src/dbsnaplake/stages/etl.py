@@ -14,6 +14,7 @@ a group overwrites its own files instead of adding new ones.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -45,7 +46,7 @@ from dbsnaplake.manifest import (
     write_manifest,
 )
 from dbsnaplake.progress import Report
-from dbsnaplake.records import EtlResult, SnapshotFileGroup, SnapshotReader, SortKey, StagingFileGroup
+from dbsnaplake.records import EtlResult, GroupTiming, SnapshotFileGroup, SnapshotReader, SortKey, StagingFileGroup
 from dbsnaplake.sources.readers import SOURCE_READERS
 
 STAGING_ROW_GROUP_ROWS = 65_536  # small row groups keep the compaction merge's memory low
@@ -154,6 +155,7 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
 
     The settings are the plan's (in the group manifest's header); ``config``, when given, must agree with them.
     ``report`` is told about each snapshot file once it is read and transformed."""
+    started_at = time.time()
     manifest, header = read_group_manifest(group_manifest, SnapshotFileGroup)
     config = planned_config(header.settings, config, group_manifest)
     group = header.group
@@ -221,6 +223,7 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
         n_partition=len(paths),
         size_out=sum(sizes),
         staging_manifest=summary,
+        timing=GroupTiming.since(started_at),
     )
     Ledger(config.location).mark_done(ETL, result)  # last: the staging files and manifest exist
     return result
