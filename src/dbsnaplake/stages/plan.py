@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from dbsnaplake import estimate, storage
 from dbsnaplake.binpack import pack_in_order
 from dbsnaplake.config.settings import PipelineConfig
-from dbsnaplake.errors import ConfigError, SnapshotError
+from dbsnaplake.errors import ConfigError, DbSnapLakeError, SnapshotError
 from dbsnaplake.frames.partitioning import partition_path
 from dbsnaplake.frames.readers import PARQUET, FileToRead, detect_format, read_parquet_footer, read_snapshot_file
 from dbsnaplake.frames.schema import decode_schema, encode_schema, unify
@@ -323,10 +323,14 @@ def plan(
     expected = None
     if dry_run or config.partition_by:  # without partition keys there is nothing to guard against
         progress.start("estimate from a sample", 1)
-        expected = estimate_run(config, files, reader, stats, groups)
+        try:
+            expected = estimate_run(config, files, reader, stats, groups)
+        except DbSnapLakeError as exc:  # the ETL stage meets the same file and reports it, group by group
+            progress.note(f"no estimate: the sample could not be read and transformed ({exc})")
         progress.advance()
-        progress.note(str(expected))
-        check_estimate(config, expected)
+        if expected is not None:
+            progress.note(str(expected))
+            check_estimate(config, expected)
 
     fingerprint = plan_fingerprint(config.result_settings(), manifest.digest)
     stamp = version_stamp(snapshot_time(config.location.s3dir_staging, config.snapshot_time))
