@@ -154,6 +154,9 @@ def _run_source(
     with RichProgress() as progress, make_executor(config.executor, config.workers) as pool:
         result = run_source(config, pool, progress, fresh)
     print_result(result)
+    if len(result.runs) == 1 and result.runs[0].error is not None:
+        print_error(result.runs[0].error)  # one table: its own error is the message
+        sys.exit(1)
     if not result.ok:
         print_error(
             f"table(s) {', '.join(result.failed)} failed (see above); rerun with --only {','.join(result.failed)} "
@@ -171,10 +174,12 @@ def plan(output: str, **options: Any) -> None:
 
     Example: dbsnaplake plan --staging ./staging --datalake ./lake --partition-by year --output json
     """
+    from dbsnaplake.roots import check_before_writing
     from dbsnaplake.run.lock import run_lock
     from dbsnaplake.stages.plan import plan as plan_stage
 
     config = _pipeline_config(given_settings(options, *PIPELINE))
+    check_before_writing(config.location, config.manifest_uri)
     with run_lock(config.location), RichProgress() as progress:
         result = plan_stage(config, progress)
     _print_planned(result, output)

@@ -20,11 +20,11 @@ import pyarrow.compute as pc
 from dbsnaplake import storage
 from dbsnaplake.binpack import pack_in_order
 from dbsnaplake.config.settings import PipelineConfig
-from dbsnaplake.errors import ConfigError, SnapshotError
+from dbsnaplake.errors import SnapshotError
 from dbsnaplake.frames.readers import PARQUET, FileToRead, detect_format, read_parquet_footer
 from dbsnaplake.frames.schema import decode_schema, encode_schema, unify
 from dbsnaplake.frames.transform import output_schema
-from dbsnaplake.layout import SNAPSHOT_FILE_GROUPS_FOLDER, S3Location, snapshot_time, version_root, version_stamp
+from dbsnaplake.layout import SNAPSHOT_FILE_GROUPS_FOLDER, snapshot_time, version_root, version_stamp
 from dbsnaplake.ledger import Ledger, plan_fingerprint, refuse_rewriting_published
 from dbsnaplake.manifest import (
     ETAG,
@@ -39,6 +39,7 @@ from dbsnaplake.manifest import (
 )
 from dbsnaplake.progress import NoProgress, Progress
 from dbsnaplake.records import GroupSizeChoice, PlanResult, SnapshotFileGroup, SnapshotStats
+from dbsnaplake.roots import check_roots
 from dbsnaplake.storage.parallel import map_io
 from dbsnaplake.units import format_size
 
@@ -111,23 +112,6 @@ def files_to_inspect(n_file: int, mode: str, sizes: list[int | None]) -> list[in
         chosen.update(range(0, n_file, step))
         chosen.add(n_file - 1)
     return sorted(chosen)
-
-
-def check_roots(location: S3Location, file_uris: list[str]) -> None:
-    """Refuse roots that would write into the snapshot, or a snapshot inside the roots."""
-    for name, root in (("--staging", location.s3dir_staging), ("--datalake", location.s3dir_datalake)):
-        root_dir = storage.as_dir(root)
-        for uri in file_uris:  # normalized already: a plain prefix test, fast for a million files
-            if (uri + "/").startswith(root_dir):
-                raise ConfigError(f"{name} {root} contains snapshot file {uri}: choose a folder outside the snapshot")
-    snapshot_dir = storage.common_folder(file_uris)
-    if snapshot_dir is None:
-        return
-    for name, root in (("--staging", location.s3dir_staging), ("--datalake", location.s3dir_datalake)):
-        if storage.is_within(root, snapshot_dir):
-            raise ConfigError(
-                f"{name} {root} is inside the snapshot folder {snapshot_dir}: choose a folder outside the snapshot"
-            )
 
 
 def check_transform(config: PipelineConfig, schema: pa.Schema) -> pa.Schema:
