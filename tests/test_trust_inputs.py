@@ -248,7 +248,7 @@ def test_text_sources_get_the_plan_time_column_check(tmp_path: Path, suffix: str
     staging = str(tmp_path / "staging")
     result = run_source(str(folder), staging, str(tmp_path / "lake"), "--partition-by", "amonut", "--group-size", "1")
     assert_refused(result, "'amonut'", "--partition-by")
-    assert result.stderr.count("amonut") == 1, result.stderr
+    assert result.stderr.count("amonut") <= 2, result.stderr  # the table's line and the run's, not once per group
     assert not [i for i in storage.list_files(staging) if "file-groups" in i.uri]
 
 

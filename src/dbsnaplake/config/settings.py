@@ -417,6 +417,11 @@ class PipelineConfig(TableSettings, RunSettings):
             )
         if len(set(self.partition_by)) != len(self.partition_by):
             raise ConfigError(f"--partition-by names a column twice: {','.join(self.partition_by)}")
+        if self.publish == "latest" and "version" in (c.casefold() for c in self.partition_by):
+            raise ConfigError(
+                "--partition-by version collides with the version=<time>/ folders of --publish latest: rename the "
+                "column in --transform (SELECT *, version AS row_version ...), or use --publish historical"
+            )
         if self.snapshot_manifest is None:
             object.__setattr__(self, "snapshot_manifest", self.location.s3path_snapshot_manifest_summary)
         else:

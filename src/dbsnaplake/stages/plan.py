@@ -21,7 +21,8 @@ from dbsnaplake import storage
 from dbsnaplake.binpack import pack_in_order
 from dbsnaplake.config.settings import PipelineConfig
 from dbsnaplake.errors import SnapshotError
-from dbsnaplake.frames.readers import PARQUET, FileToRead, detect_format, read_parquet_footer
+from dbsnaplake.frames.partitioning import check_column_names, check_no_empty_names
+from dbsnaplake.frames.readers import PARQUET, FileToRead, detect_format, read_parquet_footer, read_snapshot_file
 from dbsnaplake.frames.schema import decode_schema, encode_schema, unify
 from dbsnaplake.frames.transform import output_schema
 from dbsnaplake.layout import SNAPSHOT_FILE_GROUPS_FOLDER, snapshot_time, version_root, version_stamp
@@ -38,8 +39,9 @@ from dbsnaplake.manifest import (
     write_manifest,
 )
 from dbsnaplake.progress import NoProgress, Progress
-from dbsnaplake.records import GroupSizeChoice, PlanResult, SnapshotFileGroup, SnapshotStats
+from dbsnaplake.records import GroupSizeChoice, PlanResult, SnapshotFileGroup, SnapshotReader, SnapshotStats
 from dbsnaplake.roots import check_roots
+from dbsnaplake.sources.readers import SOURCE_READERS
 from dbsnaplake.storage.parallel import map_io
 from dbsnaplake.units import format_size
 
@@ -115,10 +117,26 @@ def files_to_inspect(n_file: int, mode: str, sizes: list[int | None]) -> list[in
 
 
 def check_transform(config: PipelineConfig, schema: pa.Schema) -> pa.Schema:
-    """Run the transform on an empty frame; the partition and sort columns must come out of it."""
+    """Run the transform on an empty frame; the partition and sort columns must come out of it, and the lake's
+    column names must be ones every reader keeps."""
+    check_no_empty_names(schema.names, "the snapshot")  # before Polars renames it column_<n>
     out = output_schema(config.transform, schema)
     config.require_output_columns(out.names)
+    check_column_names(out.names, config.partition_by, "the data lake" if config.transform else "the snapshot")
     return out
+
+
+def sample_schema(files: pa.Table, reader: SnapshotReader | None, on_bad_value: str) -> pa.Schema:
+    """The schema of one file read as the ETL stage reads it (the smallest with records): how planning checks the
+    transform and the columns of a snapshot whose schema no footer gives (CSV, NDJSON, a source's own reader)."""
+    sizes, records = files[SIZE].to_pylist(), files[N_RECORD].to_pylist()
+    index = min(range(len(sizes)), key=lambda i: (records[i] == 0 or sizes[i] == 0, sizes[i] or 0))
+    extra = [name for name in files.column_names if name not in FILES_SCHEMA.names]
+    extras = files.select(extra).slice(index, 1).to_pylist()[0] if extra else {}
+    etag = files[ETAG][index].as_py()
+    file = FileToRead(files[URI][index].as_py(), sizes[index], records[index], extras, etag)
+    schema: pa.Schema = read_snapshot_file(file, reader, on_bad_value, SOURCE_READERS).table.schema
+    return schema
 
 
 def snapshot_stats(files: pa.Table, uncompressed: list[tuple[int | None, int]]) -> SnapshotStats:
@@ -181,10 +199,9 @@ def plan(config: PipelineConfig, progress: Progress | None = None, manifest: Man
         check_transform(config, schema)
     else:
         parquet = [(uris[i], f.schema) for i, f in inspected.items() if f.schema is not None]
-        sample_schema = unify(parquet) if parquet else None
-        if sample_schema is not None and all_parquet and not reader:
-            check_transform(config, sample_schema)
-        schema = sample_schema if len(parquet) == len(uris) and not reader else None  # when every file gave it
+        footers_schema = unify(parquet) if parquet and all_parquet and not reader else None
+        check_transform(config, footers_schema or sample_schema(files, reader, config.on_bad_value))
+        schema = footers_schema if len(parquet) == len(uris) else None  # when every file gave it
 
     stats = snapshot_stats(files, [(f.uncompressed, sizes[i]) for i, f in inspected.items()])
     progress.note(f"snapshot: {stats}")
