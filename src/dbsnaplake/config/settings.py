@@ -323,6 +323,12 @@ class SourceSettings:
         flag="--count-text-records/--no-count-text-records",
         help="Read text files to count records now, or let the ETL stage count them as it reads them.",
     )
+    hive_partitioning: bool = setting(
+        True,
+        flag="--hive-partitioning/--no-hive-partitioning",
+        help="A folder source's key=value folders (region=eu/, as Spark writes) become columns, as DuckDB's "
+        "hive_partitioning reads them (all-integer values as int64, others as strings).",
+    )
     dynamodb_maps: DynamoDBMaps = setting(
         "struct", help="A DynamoDB export's map attributes (M): a struct of the keys seen, or JSON text."
     )

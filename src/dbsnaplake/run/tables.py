@@ -227,6 +227,7 @@ def run_source(
     progress = progress or NoProgress()
     assert config.source is not None and config.staging is not None and config.datalake is not None
     check_table_settings(config)
+    FolderOptions.of(config).check()
     detected = detect_source(config.source)
     roots = S3Location(config.staging, config.datalake)
     check_outside_source(roots, detected.source)
