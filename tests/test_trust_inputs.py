@@ -344,7 +344,7 @@ def test_a_zero_row_table_publishes_one_empty_parquet_file_every_reader_opens(tm
     assert pq.read_table(file).schema.names == ["id", "amount"]
     assert pl.read_parquet(file).height == 0
     assert pl.scan_parquet(f"{lake}/**/*.parquet").collect().columns == ["id", "amount"]
-    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake}/**/*.parquet')").fetchone() == (0,)
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake}/**/*.parquet')").fetchall() == [(0,)]
     assert (Path(lake) / "_SUCCESS").exists()
 
 
