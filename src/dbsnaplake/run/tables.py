@@ -221,8 +221,8 @@ def run_source(
     """Detect the source, write every table's manifest, then run the selected tables one after another.
     ``fresh`` discards what earlier runs did in each table's staging area.
 
-    Nothing is written before every check passed: the settings, the roots (outside the source folder, clear of its
-    files, writable); each table's staging area is locked before its manifest is written there."""
+    Nothing is written before every check passed: the settings, the roots (writable; outside a folder source, clear
+    of an export's files); each table's staging area is locked before its manifest is written there."""
     executor = executor or InlineExecutor()
     progress = progress or NoProgress()
     assert config.source is not None and config.staging is not None and config.datalake is not None
@@ -230,9 +230,10 @@ def run_source(
     FolderOptions.of(config).check()
     detected = detect_source(config.source)
     roots = S3Location(config.staging, config.datalake)
-    check_outside_source(roots, detected.source)
-    check_roots(roots, [storage.normalize_uri(info.uri) for info in detected.listing])
-    check_writable(roots)
+    if detected.single_table:  # every file below a folder source is data: the run's own files would be read too
+        check_outside_source(roots, detected.source)
+        check_roots(roots, [storage.normalize_uri(info.uri) for info in detected.listing])
+    check_writable(roots)  # an export reads only its own files: each table's are checked before its plan
     with contextlib.ExitStack() as stack:
         locks = StagingLocks(stack)
         built = build_manifests(detected, config, progress, locks)
