@@ -577,6 +577,8 @@ class CsvOptions(Record):
     column_types: tuple[tuple[str, str], ...] = ()
     """``(column, type spelling)`` pairs, e.g. ``("price", "decimal(12,2)")`` (see
     :func:`dbsnaplake.frames.readers.parse_type`); they apply to the folder's JSON files too (``--column-types``)."""
+    header_names: tuple[str, ...] = ()
+    """The first CSV file's header row, when the header was inferred: the names of a later file that has none."""
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "") -> CsvOptions:
@@ -620,6 +622,9 @@ class SnapshotReader(Record):
     """An RDS export's table (``mydb.public.orders``), named in errors."""
     columns: tuple[ColumnRestore, ...] = ()
     """An RDS export's string columns to restore to their original types."""
+    partition_columns: tuple[tuple[str, str], ...] = ()
+    """A folder source's Hive partition columns (``region=eu/`` folders): ``(name, "int64" or "string")``; each
+    file's values are in the manifest's ``hive_partition:<name>`` columns."""
 
 
 @dataclass(frozen=True)

@@ -282,6 +282,9 @@ def _run_source(
         print_document("run", document)
     else:
         print_result(result)
+    if len(result.runs) == 1 and result.runs[0].error is not None:
+        print_error(result.runs[0].error)  # one table: its own error is the message
+        sys.exit(1)
     if not result.ok:
         print_error(
             f"table(s) {', '.join(result.failed)} failed (see above); rerun with --only {','.join(result.failed)} "
@@ -324,6 +327,7 @@ def plan(dry_run: bool, output: str, **options: Any) -> None:
 
     Example: dbsnaplake plan --staging ./staging --datalake ./lake --partition-by year --output json
     """
+    from dbsnaplake.roots import check_before_writing
     from dbsnaplake.run.lock import run_lock
     from dbsnaplake.stages.plan import plan as plan_stage
 
@@ -331,6 +335,7 @@ def plan(dry_run: bool, output: str, **options: Any) -> None:
     if dry_run:
         _dry_run(config, output)
         return
+    check_before_writing(config.location, config.manifest_uri)
     with run_lock(config.location), progress_display() as progress:
         result = plan_stage(config, progress)
     _print_planned(result, output)

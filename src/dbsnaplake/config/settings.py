@@ -350,6 +350,12 @@ class SourceSettings:
         flag="--count-text-records/--no-count-text-records",
         help="Read text files to count records now, or let the ETL stage count them as it reads them.",
     )
+    hive_partitioning: bool = setting(
+        True,
+        flag="--hive-partitioning/--no-hive-partitioning",
+        help="A folder source's key=value folders (region=eu/, as Spark writes) become columns, as DuckDB's "
+        "hive_partitioning reads them (all-integer values as int64, others as strings).",
+    )
     dynamodb_maps: DynamoDBMaps = setting(
         "struct", help="A DynamoDB export's map attributes (M): a struct of the keys seen, or JSON text."
     )
@@ -454,6 +460,11 @@ class PipelineConfig(TableSettings, RunSettings):
                     f"--sort-by {key.column} is a --partition-by column: every row of a partition has the same "
                     f"{key.column}, so drop it from --sort-by"
                 )
+        if self.publish == "latest" and "version" in (c.casefold() for c in self.partition_by):
+            raise ConfigError(
+                "--partition-by version collides with the version=<time>/ folders of --publish latest: rename the "
+                "column in --transform (SELECT *, version AS row_version ...), or use --publish historical"
+            )
         if self.snapshot_manifest is None:
             object.__setattr__(self, "snapshot_manifest", self.location.s3path_snapshot_manifest_summary)
         else:

@@ -155,7 +155,12 @@ def parse_type(text: str) -> pa.DataType:
 
 def csv_format(options: CsvOptions) -> CsvFormat:
     """How to parse CSV files, from what the user said (column types checked here)."""
-    types = {column: parse_type(spelled) for column, spelled in options.column_types}
+    types = {}
+    for column, spelled in options.column_types:
+        try:
+            types[column] = parse_type(spelled)
+        except ConfigError as exc:
+            raise ConfigError(f"--csv-column-types {column}={spelled}: {exc}") from None
     return CsvFormat(options.delimiter, options.header, options.column_names, types)
 
 
@@ -201,7 +206,10 @@ def sniff_delimiter(head: bytes, default: str = ",") -> str:
 
 def _read_csv(uri: str, data: bytes, compression: str | None, csv: CsvFormat) -> pa.Table:
     default = "\t" if ".tsv" in storage.base_name(uri).lower() else ","
-    delimiter = csv.delimiter or sniff_delimiter(_text_stream(data, compression).read(SNIFF_BYTES), default)
+    head = _text_stream(data, compression).read(SNIFF_BYTES)
+    if not head.strip():
+        return pa.table({})  # a 0-byte (or blank) file: no rows, and no columns to name
+    delimiter = csv.delimiter or sniff_delimiter(head, default)
     header = csv.header is not False
     read_options = pacsv.ReadOptions(
         column_names=list(csv.column_names) or None,

@@ -5,16 +5,18 @@ scheduler."""
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.managers import SyncManager
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from dbsnaplake.errors import ConfigError
 
@@ -67,6 +69,50 @@ def init_pool_worker(threads: int, parent: int) -> None:
     exit_with_parent(parent)
 
 
+MAIN_GUARD = 'if __name__ == "__main__":'
+
+
+def check_spawn_safe() -> None:
+    """Refuse to start spawned workers from a script's top level outside ``if __name__ == "__main__":``.
+
+    A spawned worker imports the main script again before it runs any task (as ``multiprocessing`` does for every
+    ``spawn`` start): a script that runs the pipeline at its top level would run it again in every worker, where it
+    dies on the run's own lock and is reported as killed. Found here, before any worker starts, from the line of the
+    main script now running (as :mod:`multiprocessing.spawn` decides, ``python -m pkg`` packages are not re-run)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    path = getattr(main, "__file__", None)
+    if main is None or not path or (spec is not None and spec.name and spec.name.endswith("__main__")):
+        return
+    frame = sys._getframe()
+    while frame is not None and not (frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return  # not called from the script's top level (a thread, a callback, an interactive session)
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return
+    line = frame.f_lineno
+    if not any(_is_main_guard(node) and node.lineno <= line <= (node.end_lineno or 0) for node in ast.walk(tree)):
+        raise ConfigError(
+            f"{path} line {line} starts dbsnaplake's worker processes at the script's top level: each worker imports "
+            f"the script again and would run it again. Put the code that runs dbsnaplake under {MAIN_GUARD} (or "
+            "use executor 'inline')"
+        )
+
+
+def _is_main_guard(node: ast.AST) -> TypeGuard[ast.If]:
+    """``if __name__ == "__main__":`` (either side of the ``==``)."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare) or len(node.test.comparators) != 1:
+        return False
+    sides = [node.test.left, node.test.comparators[0]]
+    names = {s.id for s in sides if isinstance(s, ast.Name)}
+    texts = {s.value for s in sides if isinstance(s, ast.Constant)}
+    return isinstance(node.test.ops[0], ast.Eq) and names == {"__name__"} and texts == {"__main__"}
+
+
 class ProcessPool(Executor):
     """A pool of ``workers`` spawned processes that replaces itself when a worker process dies.
 
@@ -75,6 +121,7 @@ class ProcessPool(Executor):
     pool starts fresh processes for them."""
 
     def __init__(self, workers: int) -> None:
+        check_spawn_safe()
         self._workers = workers
         self._pool = self._new_pool()
         self._manager: SyncManager | None = None
@@ -127,6 +174,7 @@ class DaskExecutor(Executor):
             raise ConfigError(f"--executor dask needs Dask distributed: {DASK_EXTRA_HINT}") from None
         self._cluster = None
         if address is None:
+            check_spawn_safe()
             threads = max(1, (os.cpu_count() or 1) // workers)
             self._cluster = LocalCluster(
                 n_workers=workers,

@@ -30,6 +30,7 @@ from dbsnaplake.records import (
     RunTimes,
     ValidateResult,
 )
+from dbsnaplake.roots import check_before_writing
 from dbsnaplake.run.executors import InlineExecutor
 from dbsnaplake.run.groups import Work, run_groups
 from dbsnaplake.run.lock import run_lock
@@ -153,10 +154,20 @@ def config_from_plan(staging: str, given: Mapping[str, Any]) -> PipelineConfig:
 
 
 def run_pipeline(
-    config: PipelineConfig, executor: Executor | None = None, progress: Progress | None = None, fresh: bool = False
+    config: PipelineConfig,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    fresh: bool = False,
+    *,
+    lock: bool = True,
 ) -> RunResult:
     """Run (or resume) every stage. ``executor`` defaults to inline; the CLI passes a process pool.
-    ``fresh`` discards what earlier runs did in this staging area and starts over."""
+    ``fresh`` discards what earlier runs did in this staging area and starts over. The roots are checked before
+    anything is written; ``lock=False`` when the caller holds the staging area's lock already (``run --source``
+    takes it before writing the manifest)."""
+    check_before_writing(config.location, config.manifest_uri)
+    if not lock:
+        return _run(config, executor or InlineExecutor(), progress or NoProgress(), fresh)
     with run_lock(config.location):
         return _run(config, executor or InlineExecutor(), progress or NoProgress(), fresh)
 

@@ -10,18 +10,22 @@ historical``) or ``<datalake>/<database>/<table>/`` (``--publish latest``). A ta
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from dbsnaplake import storage
 from dbsnaplake.config.file import SourceRunConfig
 from dbsnaplake.config.settings import PipelineConfig, TableSettings, setting_fields
 from dbsnaplake.errors import ConfigError, DbSnapLakeError
 from dbsnaplake.layout import S3Location, table_location
 from dbsnaplake.progress import NoProgress, Progress
+from dbsnaplake.roots import check_outside_source, check_roots, check_writable
 from dbsnaplake.run.executors import InlineExecutor
+from dbsnaplake.run.lock import run_lock
 from dbsnaplake.run.pipeline import RunResult, run_pipeline
 from dbsnaplake.sources import (
     DetectedSource,
@@ -42,18 +46,43 @@ def location_for(detected: DetectedSource, config: SourceRunConfig, table: Table
     )
 
 
+class StagingLocks:
+    """The staging areas a ``run --source`` holds: each is locked before its first write (the table's manifest)
+    and held until the run ends, so a second run on the same staging area is refused before it writes anything."""
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self._stack = stack
+        self._held: set[str] = set()
+
+    def hold(self, location: S3Location) -> None:
+        if location.s3dir_staging not in self._held:
+            self._stack.enter_context(run_lock(location))
+            self._held.add(location.s3dir_staging)
+
+    def holds(self, location: S3Location) -> bool:
+        return location.s3dir_staging in self._held
+
+
 def build_manifests(
-    detected: DetectedSource, config: SourceRunConfig, progress: Progress | None = None
+    detected: DetectedSource,
+    config: SourceRunConfig,
+    progress: Progress | None = None,
+    locks: StagingLocks | None = None,
 ) -> SourceBuildResult:
-    """Write each table's manifest where its pipeline looks for it (``<table staging>/manifests/``)."""
+    """Write each table's manifest where its pipeline looks for it (``<table staging>/manifests/``), each after
+    its staging area is locked (with ``locks``)."""
 
     assert config.staging is not None and config.datalake is not None  # source_run_config checks them
     staging, datalake = config.staging, config.datalake
 
     def manifest_uri_for(database: str, table: str, snapshot_time: str | None) -> str:
         if detected.single_table:
-            return S3Location(staging, datalake).s3path_snapshot_manifest_summary
-        return table_location(staging, datalake, database, table, snapshot_time).s3path_snapshot_manifest_summary
+            location = S3Location(staging, datalake)
+        else:
+            location = table_location(staging, datalake, database, table, snapshot_time)
+        if locks is not None:
+            locks.hold(location)
+        return location.s3path_snapshot_manifest_summary
 
     folder = FolderOptions.of(config)
     return detected.build(manifest_uri_for, progress, folder, DynamoDBOptions(config.dynamodb_maps))
@@ -68,6 +97,20 @@ def check_table_names(config: SourceRunConfig, tables: Sequence[TableSnapshot]) 
             raise ConfigError(
                 f"{what} name table(s) the source does not have: {', '.join(unknown)} (its tables: {', '.join(known)})"
             )
+
+
+def check_table_settings(config: SourceRunConfig) -> None:
+    """Every table setting given (command line, top of the file, each ``[tables."..."]`` section) makes a valid
+    pipeline: checked before the first write, while the tables' names are not known yet."""
+    assert config.staging is not None and config.datalake is not None  # source_run_config checks them
+    roots = S3Location(config.staging, config.datalake)
+    for name in ["", *config.tables]:
+        settings = config.settings_for(name)
+        values = {f.name: getattr(settings, f.name) for f in setting_fields(TableSettings)}
+        try:
+            PipelineConfig(location=roots, **config.run_settings(), **values)
+        except ConfigError as exc:
+            raise ConfigError(f"table {name}: {exc}" if name else str(exc)) from None
 
 
 def pipeline_configs(
@@ -167,16 +210,22 @@ class _TableProgress:
 
 
 def run_tables(
-    configs: Sequence[tuple[TableSnapshot, PipelineConfig]], executor: Executor, progress: Progress, fresh: bool = False
+    configs: Sequence[tuple[TableSnapshot, PipelineConfig]],
+    executor: Executor,
+    progress: Progress,
+    fresh: bool = False,
+    locks: StagingLocks | None = None,
 ) -> tuple[TableRun, ...]:
-    """Each table's pipeline in turn; a failure is recorded and the next table runs."""
+    """Each table's pipeline in turn; a failure is recorded and the next table runs. A staging area in ``locks`` is
+    held already."""
     runs = []
     for table, pipeline in configs:
         table_progress = _TableProgress(progress, table.name) if len(configs) > 1 else progress
         start = time.perf_counter()
         datalake = pipeline.location.s3dir_datalake
         try:
-            result = run_pipeline(pipeline, executor, table_progress, fresh=fresh)
+            held = locks is not None and locks.holds(pipeline.location)
+            result = run_pipeline(pipeline, executor, table_progress, fresh=fresh, lock=not held)
         except Exception as exc:  # one table's failure (ours or a library's) must not hide the other tables'
             error = str(exc) if isinstance(exc, DbSnapLakeError) else f"{type(exc).__name__}: {exc}"
             runs.append(TableRun(table.name, pipeline, datalake, error=error, seconds=time.perf_counter() - start))
@@ -191,13 +240,25 @@ def run_source(
     config: SourceRunConfig, executor: Executor | None = None, progress: Progress | None = None, fresh: bool = False
 ) -> MultiTableResult:
     """Detect the source, write every table's manifest, then run the selected tables one after another.
-    ``fresh`` discards what earlier runs did in each table's staging area."""
+    ``fresh`` discards what earlier runs did in each table's staging area.
+
+    Nothing is written before every check passed: the settings, the roots (writable; outside a folder source, clear
+    of an export's files); each table's staging area is locked before its manifest is written there."""
     executor = executor or InlineExecutor()
     progress = progress or NoProgress()
-    assert config.source is not None  # source_run_config checks it
+    assert config.source is not None and config.staging is not None and config.datalake is not None
+    check_table_settings(config)
+    FolderOptions.of(config).check()
     detected = detect_source(config.source)
-    built = build_manifests(detected, config, progress)
-    for line in str(built).splitlines():
-        progress.note(line)
-    configs = pipeline_configs(detected, config, built.tables)
-    return MultiTableResult(built, run_tables(configs, executor, progress, fresh))
+    roots = S3Location(config.staging, config.datalake)
+    if detected.single_table:  # every file below a folder source is data: the run's own files would be read too
+        check_outside_source(roots, detected.source)
+        check_roots(roots, [storage.normalize_uri(info.uri) for info in detected.listing])
+    check_writable(roots)  # an export reads only its own files: each table's are checked before its plan
+    with contextlib.ExitStack() as stack:
+        locks = StagingLocks(stack)
+        built = build_manifests(detected, config, progress, locks)
+        for line in str(built).splitlines():
+            progress.note(line)
+        configs = pipeline_configs(detected, config, built.tables)
+        return MultiTableResult(built, run_tables(configs, executor, progress, fresh, locks))

@@ -4,8 +4,10 @@ compressed (``.gz``, ``.zst``), mixed formats allowed.
 Record counts come from Parquet footers; text files are read to count theirs (or, with
 ``count_text_records=False``, their counts are left unknown and the ETL stage counts them as it reads them).
 CSV files are parsed as :class:`CsvOptions` say; what is not said is inferred: the delimiter per file from its
-first line, the header row once from the first CSV file (a header unless that row holds a number or a date),
-the types by pyarrow. Options that differ from what a plain manifest reads go into the manifest's ``reader``
+first line, the header row per file (the first file decides: a header unless that row holds a number or a date;
+a later file whose first row holds one is read without, with the first file's column names), the types by pyarrow.
+A 0-byte text file is 0 rows. ``key=value`` folders below the source (``region=eu/``, as Spark writes) become
+columns, as DuckDB's ``hive_partitioning`` reads them (``--no-hive-partitioning`` turns that off). Options that differ from what a plain manifest reads go into the manifest's ``reader``
 (``{"format": "files", "csv": {...}}``), so the ETL workers read the files the same way.
 """
 
@@ -18,12 +20,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from dbsnaplake import storage
 from dbsnaplake.config.settings import SourceSettings
 from dbsnaplake.errors import ConfigError, SnapshotError
+from dbsnaplake.frames.partitioning import parse_partition_path
 from dbsnaplake.frames.readers import (
     CSV,
     PARQUET,
+    CsvFormat,
     FileToRead,
     ReadResult,
     count_records,
@@ -54,6 +60,8 @@ class FolderOptions:
     csv: CsvOptions = field(default_factory=CsvOptions)
     count_text_records: bool = True
     """Read text files to count their records now; ``False`` leaves them unknown for the ETL stage to count."""
+    hive_partitioning: bool = True
+    """``key=value`` folders below the source become columns (see :func:`hive_partitions`)."""
 
     @classmethod
     def of(cls, settings: SourceSettings) -> FolderOptions:
@@ -64,12 +72,77 @@ class FolderOptions:
             column_names=settings.csv_column_names,
             column_types=settings.csv_column_types + settings.column_types,  # the CSV options carry JSON's too
         )
-        return cls(name=settings.table_name, csv=csv, count_text_records=settings.count_text_records)
+        return cls(
+            name=settings.table_name,
+            csv=csv,
+            count_text_records=settings.count_text_records,
+            hive_partitioning=settings.hive_partitioning,
+        )
+
+    def check(self) -> None:
+        """Refuse what the options say wrongly (an unknown CSV column type) before anything is read or written."""
+        csv_format(self.csv)
+
+
+HIVE_PREFIX = "hive_partition:"
+"""The manifest column of a Hive partition column's values: ``hive_partition:region``."""
+CSV_HEADER = "csv_header"
+"""The manifest column saying whether each CSV file starts with a header row (null: the folder's rule)."""
+_INTEGER = re.compile(r"^-?(0|[1-9][0-9]{0,17})$")  # canonical, and within int64: "01" stays a string
+
+
+def file_csv_format(options: CsvOptions, header: bool | None) -> CsvFormat:
+    """How one CSV file is parsed: the folder's options, with the file's own header decision; a file without a
+    header in a folder whose first file has one is read with that file's column names."""
+    if header is None or header == options.header:
+        return csv_format(options)
+    names = options.column_names or (() if header else options.header_names)
+    return csv_format(dataclasses.replace(options, header=header, column_names=names))
+
+
+def with_partition_columns(table: pa.Table, file: FileToRead, reader: SnapshotReader) -> pa.Table:
+    """Add the file's Hive partition values (from its folders, kept in the manifest) as columns."""
+    for name, type_name in reader.partition_columns:
+        if name in table.column_names:
+            raise SnapshotError(
+                f"{file.uri} has a column {name!r} and lies in a {name}=... folder: pass --no-hive-partitioning to "
+                "keep the file's own column, or rename one of them"
+            )
+        value = file.extras.get(HIVE_PREFIX + name)
+        table = table.append_column(name, pa.repeat(pa.scalar(value, pa.type_for_alias(type_name)), table.num_rows))
+    return table
 
 
 def read_file(file: FileToRead, reader: SnapshotReader, on_bad_value: str) -> ReadResult:
-    """The ETL stage's reader for ``{"format": "files", "csv": {...}}``: any data file, CSV with these options."""
-    return ReadResult(read_table(file.uri, file.size, csv_format(reader.csv or CsvOptions())))
+    """The ETL stage's reader for ``{"format": "files", ...}``: any data file, CSV with the folder's options and the
+    file's header decision, plus the Hive partition columns of its folders."""
+    parse_as = file_csv_format(reader.csv or CsvOptions(), file.extras.get(CSV_HEADER))
+    return ReadResult(with_partition_columns(read_table(file.uri, file.size, parse_as), file, reader))
+
+
+def hive_partitions(source: str, uris: Sequence[str]) -> dict[str, pa.Array]:
+    """The ``key=value`` folders between ``source`` and each file, as DuckDB's ``hive_partitioning`` reads them:
+    one column per key, int64 when every value is an integer (without leading zeros), else string; the default
+    partition (``__HIVE_DEFAULT_PARTITION__``) is null. Every file must lie in folders of the same keys."""
+    rows: list[dict[str, str | None]] = []
+    for uri in uris:
+        folders = uri[len(source) :].split("/")[:-1]
+        segments = [f for f in folders if "=" in f and not f.startswith("=")]
+        rows.append(parse_partition_path("/".join(segments)) if segments else {})
+    keys = list(rows[0]) if rows else []
+    for uri, row in zip(uris, rows, strict=True):
+        if list(row) != keys:
+            raise SnapshotError(
+                f"{uri} lies in folders of partition columns {list(row) or 'none'}, but {uris[0]} in "
+                f"{keys or 'none'}: every file must have the same key=value folders — or pass --no-hive-partitioning"
+            )
+    columns = {}
+    for key in keys:
+        values = [row[key] for row in rows]
+        integers = all(v is None or _INTEGER.match(v) for v in values)
+        typed = [None if v is None else int(v) for v in values] if integers else values
+        columns[HIVE_PREFIX + key] = pa.array(typed, pa.int64() if integers else pa.string())
+    return columns
 
 
 # ---- the source: looks_like and build ----------------------------------------------------------------------
@@ -125,22 +198,62 @@ class FolderManifest:
     notes: tuple[str, ...] = ()
 
 
-def _resolve_csv(csv_files: list[ObjectInfo], options: CsvOptions) -> tuple[CsvOptions, list[str]]:
-    """Decide the header row from the first CSV file when not given, and check named columns exist."""
+def _first_row(head: bytes, uri: str, options: CsvOptions) -> tuple[list[str], str]:
+    """The first row's fields of a CSV file's head, and the file's delimiter."""
+    default = "\t" if ".tsv" in storage.base_name(uri).lower() else ","
+    delimiter = options.delimiter or sniff_delimiter(head, default)
+    line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    return next(pycsv.reader(io.StringIO(line), delimiter=delimiter), []), delimiter
+
+
+def _file_headers(
+    csv_files: list[ObjectInfo], options: CsvOptions, heads: list[bytes]
+) -> tuple[CsvOptions, list[bool | None], list[str]]:
+    """Decide, when not given, which CSV files start with a header row: the first (non-empty) file decides the
+    folder's rule; a later file whose first row matches that header is read with it, one whose first row holds a
+    number or a date is read without one (with the first file's column names), never silently mixed."""
+    non_empty = [i for i, head in enumerate(heads) if head.strip()]
+    if options.header is not None or not non_empty:
+        return options, [None] * len(csv_files), []
+    first = csv_files[non_empty[0]].uri
+    header, delimiter = _first_row(heads[non_empty[0]], first, options)
+    if not first_row_is_header(heads[non_empty[0]], delimiter):
+        names = "the names given" if options.column_names else "columns f0, f1, ..."
+        note = (
+            f"CSV: the first row of {storage.base_name(first)} holds a number or a date, so CSV files are read "
+            f"without a header row ({names}); pass --csv-header if that row is one"
+        )
+        return dataclasses.replace(options, header=False), [None] * len(csv_files), [note]
+    decided: list[bool | None] = [None] * len(csv_files)
+    without: list[str] = []
+    for i in non_empty[1:]:
+        row, file_delimiter = _first_row(heads[i], csv_files[i].uri, options)
+        if row != header and not first_row_is_header(heads[i], file_delimiter):
+            if len(row) != len(header) and not options.column_names:
+                raise SnapshotError(
+                    f"{csv_files[i].uri} has no header row and {len(row)} columns, but {first} has the header "
+                    f"{', '.join(header)}: pass --csv-column-names (and --csv-header or --csv-no-header)"
+                )
+            decided[i] = False
+            without.append(storage.base_name(csv_files[i].uri))
+    if not without:
+        return options, decided, []  # every file has a header row: the plain rule says so
+    options = dataclasses.replace(options, header=True, header_names=tuple(header))
+    shown = ", ".join(without[:3]) + (" ..." if len(without) > 3 else "")
+    note = (
+        f"CSV: {len(without)} file(s) start with data, not a header row ({shown}): read with the columns of "
+        f"{storage.base_name(first)}'s header"
+    )
+    return options, decided, [note]
+
+
+def _resolve_csv(csv_files: list[ObjectInfo], options: CsvOptions) -> tuple[CsvOptions, list[bool | None], list[str]]:
+    """Decide the header rows when not given (per file, see :func:`_file_headers`), and check named columns exist."""
     if not csv_files:
-        return options, []
-    notes: list[str] = []
+        return options, [], []
+    heads = map_io(lambda info: text_head(info.uri), csv_files) if options.header is None else []
+    options, headers, notes = _file_headers(csv_files, options, heads)
     first = csv_files[0].uri
-    if options.header is None:
-        head = text_head(first)
-        default = "\t" if ".tsv" in storage.base_name(first).lower() else ","
-        if not first_row_is_header(head, options.delimiter or sniff_delimiter(head, default)):
-            options = dataclasses.replace(options, header=False)
-            names = "the names given" if options.column_names else "columns f0, f1, ..."
-            notes.append(
-                f"CSV: the first row of {storage.base_name(first)} holds a number or a date, so CSV files are read "
-                f"without a header row ({names}); pass --csv-header if that row is one"
-            )
     if options.column_types:
         columns = read_table(first, csv_files[0].size, csv_format(options)).column_names
         missing = [c for c, _ in options.column_types if c not in columns]
@@ -149,7 +262,7 @@ def _resolve_csv(csv_files: list[ObjectInfo], options: CsvOptions) -> tuple[CsvO
                 f"CSV column types name {', '.join(map(repr, missing))}, which {first} does not have "
                 f"(its columns: {', '.join(columns)})"
             )
-    return options, notes
+    return options, headers, notes
 
 
 def build_folder_manifest(
@@ -173,22 +286,27 @@ def build_folder_manifest(
     if not infos:
         raise SnapshotError(f"no data files under {source}: check the path (supported: Parquet, CSV, NDJSON, JSON)")
     kinds = [detect_format(i.uri).kind for i in infos]
-    csv, notes = _resolve_csv([i for i, k in zip(infos, kinds, strict=True) if k == CSV], options.csv)
-    parse_as = csv_format(csv)
+    csv_indices = [i for i, k in enumerate(kinds) if k == CSV]
+    csv, csv_headers, notes = _resolve_csv([infos[i] for i in csv_indices], options.csv)
+    headers: list[bool | None] = [None] * len(infos)
+    for index, header in zip(csv_indices, csv_headers, strict=True):
+        headers[index] = header
 
-    def count(info: ObjectInfo) -> int | None:
+    def count(numbered: tuple[int, ObjectInfo]) -> int | None:
+        index, info = numbered
         if detect_format(info.uri).kind != PARQUET and not options.count_text_records:
             return None
-        return count_records(info.uri, info.size, parse_as)
+        return count_records(info.uri, info.size, file_csv_format(csv, headers[index]))
 
     progress.start("count records", len(infos))
-    counts = map_io(count, infos, progress)
+    counts = map_io(count, list(enumerate(infos)), progress)
     n_text = sum(1 for k in kinds if k != PARQUET)
     empty = {i for i, n in enumerate(counts) if n == 0 and kinds[i] != PARQUET}
     if empty:  # an empty JSON file has no columns either: leave it out rather than make the ETL stage guess
         notes.append(f"{len(empty)} text file(s) without records left out, e.g. {infos[min(empty)].uri}")
         infos = [info for i, info in enumerate(infos) if i not in empty]
         counts = [n for i, n in enumerate(counts) if i not in empty]
+        headers = [h for i, h in enumerate(headers) if i not in empty]
     if n_text and options.count_text_records:
         notes.append(f"record counts: Parquet from footers; {n_text:,} text files were read to count theirs")
     elif n_text:
@@ -196,8 +314,16 @@ def build_folder_manifest(
             f"record counts: Parquet from footers; {n_text:,} text files left unknown (the ETL stage counts them "
             "as it reads them)"
         )
-    files = files_table([i.uri for i in infos], [i.size for i in infos], counts, [i.etag for i in infos])
-    reader = SnapshotReader(format=READER_FORMAT, csv=csv) if csv != CsvOptions() else None
+    uris = [i.uri for i in infos]
+    extra: dict[str, pa.Array] = hive_partitions(source, uris) if options.hive_partitioning else {}
+    partition_columns = tuple((name[len(HIVE_PREFIX) :], str(values.type)) for name, values in extra.items())
+    if partition_columns:
+        notes.append(f"hive partitioning: the folders give column(s) {', '.join(n for n, _ in partition_columns)}")
+    if any(h is not None for h in headers):
+        extra[CSV_HEADER] = pa.array(headers, pa.bool_())
+    files = files_table(uris, [i.size for i in infos], counts, [i.etag for i in infos], **extra)
+    own_reader = csv != CsvOptions() or partition_columns
+    reader = SnapshotReader(format=READER_FORMAT, csv=csv, partition_columns=partition_columns) if own_reader else None
     database, table = table_name(source, options.name)
     manifest = write_manifest(out, files, SnapshotDetails(reader=reader, source=source))
     return FolderManifest(manifest, database, table, n_text if options.count_text_records else 0, tuple(notes))

@@ -25,7 +25,7 @@ from dbsnaplake.layout import DATALAKE_FILE, datalake_file
 from dbsnaplake.ledger import COMPACT, Ledger
 from dbsnaplake.manifest import N_RECORD, SIZE, URI, read_group_manifest
 from dbsnaplake.progress import Report
-from dbsnaplake.records import CompactResult, GroupTiming, PartitionFileGroup
+from dbsnaplake.records import CompactResult, GroupTiming, PartitionFileGroup, WrittenFile
 
 MERGE_MEMORY = 256 * 1024**2
 IN_MEMORY_RATIO_GUESS = 4.0
@@ -59,6 +59,12 @@ def remove_stale_outputs(
             storage.delete(info.uri)
 
 
+def write_empty_file(uri: str, schema: pa.Schema, config: PipelineConfig) -> WrittenFile:
+    with storage.atomic_output(uri) as local:
+        pq.write_table(schema.empty_table(), local, compression=config.compression)
+        return WrittenFile(uri, local.stat().st_size, 0)
+
+
 def compact(group_manifest: str, config: PipelineConfig | None = None, report: Report | None = None) -> CompactResult:
     """Merge one partition file group into the final data lake. Safe to rerun.
 
@@ -71,7 +77,7 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
     partition, position, count = header.partition, header.group_in_partition, header.groups_in_partition
     uris, sizes, counts = manifest.column(URI), manifest.column(SIZE), manifest.column(N_RECORD)
     n_record = sum(counts)
-    bytes_per_row = sum(sizes) / max(1, n_record)
+    bytes_per_row = max(1.0, sum(sizes) / max(1, n_record))  # at least 1: a group of 0 rows (an empty table)
     batch_rows = int(MERGE_MEMORY / (max(1, len(uris)) * bytes_per_row * IN_MEMORY_RATIO_GUESS))
     batch_rows = max(1024, min(65_536, batch_rows))
     runs = [iter_staging_file(u, s, schema, batch_rows) for u, s in zip(uris, sizes, strict=True)]
@@ -91,6 +97,8 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
             if report is not None:
                 report(0, round(manifest.size * table.num_rows / max(1, n_record)), table.num_rows)
         written = writer.close()
+    if not written:  # a table of 0 rows: one empty file with the schema, so DuckDB, Polars and Spark open the lake
+        written = [write_empty_file(datalake_file(header.version_root, partition, position, 0), schema, config)]
     if report is not None:
         report(manifest.n_file, 0, 0)
     if sum(f.n_record for f in written) != n_record:

@@ -25,13 +25,13 @@ from dbsnaplake import estimate, storage
 from dbsnaplake.binpack import pack_in_order
 from dbsnaplake.config.settings import PipelineConfig
 from dbsnaplake.errors import ConfigError, DbSnapLakeError, SnapshotError
-from dbsnaplake.frames.partitioning import partition_path
+from dbsnaplake.frames.partitioning import check_column_names, check_no_empty_names, partition_path
 from dbsnaplake.frames.readers import PARQUET, FileToRead, detect_format, read_parquet_footer, read_snapshot_file
 from dbsnaplake.frames.schema import decode_schema, encode_schema, unify
 from dbsnaplake.frames.sorting import check_sort_keys
 from dbsnaplake.frames.transform import apply_transform, output_schema
 from dbsnaplake.frames.types import for_polars, lake_schema, refuse_unsupported
-from dbsnaplake.layout import SNAPSHOT_FILE_GROUPS_FOLDER, S3Location, snapshot_time, version_root, version_stamp
+from dbsnaplake.layout import SNAPSHOT_FILE_GROUPS_FOLDER, snapshot_time, version_root, version_stamp
 from dbsnaplake.ledger import Ledger, plan_fingerprint, refuse_rewriting_published
 from dbsnaplake.manifest import (
     ETAG,
@@ -46,6 +46,7 @@ from dbsnaplake.manifest import (
 )
 from dbsnaplake.progress import NoProgress, Progress
 from dbsnaplake.records import Estimate, GroupSizeChoice, PlanResult, SnapshotFileGroup, SnapshotReader, SnapshotStats
+from dbsnaplake.roots import check_roots
 from dbsnaplake.sources.readers import SOURCE_READERS
 from dbsnaplake.storage.parallel import map_io
 from dbsnaplake.units import format_size
@@ -121,30 +122,29 @@ def files_to_inspect(n_file: int, mode: str, sizes: list[int | None]) -> list[in
     return sorted(chosen)
 
 
-def check_roots(location: S3Location, file_uris: list[str]) -> None:
-    """Refuse roots that would write into the snapshot, or a snapshot inside the roots."""
-    for name, root in (("--staging", location.s3dir_staging), ("--datalake", location.s3dir_datalake)):
-        root_dir = storage.as_dir(root)
-        for uri in file_uris:  # normalized already: a plain prefix test, fast for a million files
-            if (uri + "/").startswith(root_dir):
-                raise ConfigError(f"{name} {root} contains snapshot file {uri}: choose a folder outside the snapshot")
-    snapshot_dir = storage.common_folder(file_uris)
-    if snapshot_dir is None:
-        return
-    for name, root in (("--staging", location.s3dir_staging), ("--datalake", location.s3dir_datalake)):
-        if storage.is_within(root, snapshot_dir):
-            raise ConfigError(
-                f"{name} {root} is inside the snapshot folder {snapshot_dir}: choose a folder outside the snapshot"
-            )
-
-
 def check_transform(config: PipelineConfig, schema: pa.Schema) -> pa.Schema:
     """Run the transform on an empty frame; the partition and sort columns must come out of it, the sort columns
-    in types that can be sorted. Returns the output's lake schema."""
+    in types that can be sorted, and the lake's column names must be ones every reader keeps. Returns the output's
+    lake schema."""
+    check_no_empty_names(schema.names, "the snapshot")  # before Polars renames it column_<n>
     out = lake_schema(output_schema(config.transform, schema), schema, config.keep_nanoseconds)
     config.require_output_columns(out.names)
     check_sort_keys(out, config.sort_by, "the transform's output" if config.transform else "the snapshot")
+    check_column_names(out.names, config.partition_by, "the data lake" if config.transform else "the snapshot")
     return out
+
+
+def sample_schema(files: pa.Table, reader: SnapshotReader | None, on_bad_value: str) -> pa.Schema:
+    """The schema of one file read as the ETL stage reads it (the smallest with records): how planning checks the
+    transform and the columns of a snapshot whose schema no footer gives (CSV, NDJSON, a source's own reader)."""
+    sizes, records = files[SIZE].to_pylist(), files[N_RECORD].to_pylist()
+    index = min(range(len(sizes)), key=lambda i: (records[i] == 0 or sizes[i] == 0, sizes[i] or 0))
+    extra = [name for name in files.column_names if name not in FILES_SCHEMA.names]
+    extras = files.select(extra).slice(index, 1).to_pylist()[0] if extra else {}
+    etag = files[ETAG][index].as_py()
+    file = FileToRead(files[URI][index].as_py(), sizes[index], records[index], extras, etag)
+    schema: pa.Schema = read_snapshot_file(file, reader, on_bad_value, SOURCE_READERS).table.schema
+    return schema
 
 
 def snapshot_stats(files: pa.Table, uncompressed: list[tuple[int | None, int]]) -> SnapshotStats:
@@ -195,7 +195,8 @@ def estimate_run(
     start = time.perf_counter()
     for index in chosen:
         row = files.slice(index, 1).to_pylist()[0]
-        file = FileToRead(row[URI], row[SIZE], None, {}, row[ETAG])
+        extras = {k: v for k, v in row.items() if k not in FILES_SCHEMA.names}  # a source's columns (checksums, ...)
+        file = FileToRead(row[URI], row[SIZE], None, extras, row[ETAG])
         table = read_snapshot_file(file, reader, config.on_bad_value, SOURCE_READERS).table
         frame = apply_transform(config.transform, pl.from_arrow(for_polars(table, file.uri), rechunk=False))  # type: ignore[arg-type]
         rows += frame.height
@@ -307,10 +308,9 @@ def plan(
         parquet = [(uris[i], f.schema) for i, f in inspected.items() if f.schema is not None]
         for uri, file_schema in parquet:
             refuse_unsupported(file_schema, uri)
-        sample_schema = unify(parquet) if parquet else None
-        if sample_schema is not None and all_parquet and not reader:
-            check_transform(config, sample_schema)
-        schema = sample_schema if len(parquet) == len(uris) and not reader else None  # when every file gave it
+        footers_schema = unify(parquet) if parquet and all_parquet and not reader else None
+        check_transform(config, footers_schema or sample_schema(files, reader, config.on_bad_value))
+        schema = footers_schema if len(parquet) == len(uris) else None  # when every file gave it
 
     stats = snapshot_stats(files, [(f.uncompressed, sizes[i]) for i, f in inspected.items()])
     progress.note(f"snapshot: {stats}")

@@ -54,6 +54,8 @@ def plan_compaction(config: PipelineConfig, progress: Progress | None = None) ->
         groups = split_evenly([sizes[i] for i in rows], max_group)
         for position, members in enumerate(groups):
             planned.append((partition, [rows[i] for i in members], position, len(groups)))
+    if not planned:  # a table of 0 rows: one group writes one empty file with the schema, so every reader opens it
+        planned.append(("", [], 0, 1))
 
     progress.start("write partition file group manifests", len(planned))
     summaries = []
@@ -71,7 +73,7 @@ def plan_compaction(config: PipelineConfig, progress: Progress | None = None) ->
             version_root=plan.version_root,
             settings=settings,
         )
-        write_manifest(summary, files.take(rows), header, location.group_manifest_data(PARTITION_FILE_GROUPS_FOLDER, number))
+        write_manifest(summary, files.take(pa.array(rows, pa.int64())), header, location.group_manifest_data(PARTITION_FILE_GROUPS_FOLDER, number))
         summaries.append(summary)
         progress.advance()
     result = PlanCompactionResult(

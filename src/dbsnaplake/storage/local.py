@@ -85,7 +85,10 @@ class LocalBackend:
 
     def temp_path_for(self, uri: str) -> Path:
         target = Path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a file where a folder of the path must be: not a missing file, and permanent
+            raise StorageError(f"{target.parent}: a file stands where this folder must be: choose another path") from None
         return target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}"
 
     def publish(self, local_path: Path, uri: str) -> None:

@@ -157,9 +157,10 @@ PERMANENT_CODES = ("NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "Signat
 def _storage_error(exc: Exception) -> Exception:
     """What leaves the S3 backend: a missing object stays ``FileNotFoundError``; any other failure (after the
     retries) is a :class:`StorageError` on one line, with the S3 error code when the answer had one."""
-    if isinstance(exc, (FileNotFoundError, StorageError)):
-        return exc
     message = " ".join(str(exc).split()) or type(exc).__name__
+    missing_bucket = "NoSuchBucket" in message  # a 404 too, but not a missing object: a permanent refusal
+    if isinstance(exc, StorageError) or (isinstance(exc, FileNotFoundError) and not missing_bucket):
+        return exc
     found = _ERROR_CODE.search(message)
     code = (found[1] or found[2]) if found else None
     permanent = code in PERMANENT_CODES or "403" in message or "PermissionDenied" in type(exc).__name__
