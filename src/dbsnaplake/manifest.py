@@ -28,6 +28,9 @@ from dbsnaplake.storage.parallel import map_io
 URI, SIZE, N_RECORD, ETAG = "uri", "size", "n_record", "etag"
 PARTITION = "partition"
 """A staging manifest's column: the hive path of each staging file's partition."""
+ROWS_FINGERPRINT = "rows_fingerprint"
+"""A staging manifest's column (uint64): the fingerprint of each staging file's rows, as ETL wrote them (see
+:mod:`dbsnaplake.frames.fingerprint`)."""
 FILES_SCHEMA = pa.schema([(URI, pa.string()), (SIZE, pa.int64()), (N_RECORD, pa.int64()), (ETAG, pa.string())])
 
 
