@@ -48,7 +48,8 @@ def read_back(uri: str, size: int) -> ReadBack:
                 n_record += batch.num_rows
                 rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(batch)])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        return ReadBack(error=f"data lake file {uri} cannot be read (corrupt?): {exc} — rerun with --fresh")
+        reason = " ".join(str(exc).split())
+        return ReadBack(error=f"data lake file {uri} cannot be read (corrupt?): {reason} — rerun with --fresh")
     return ReadBack(n_record, rows_fingerprint)
 
 
@@ -154,7 +155,7 @@ def validate(config: PipelineConfig, progress: Progress | None = None) -> Valida
         elif check.staging.records != check.datalake.records:
             problems.append(
                 f"partition {name}: staging holds {check.staging.records:,} records, "
-                f"the data lake {check.datalake.records:,}"
+                f"the data lake {check.datalake.records:,} — rerun with --fresh"
             )
         elif check.staging_fingerprint != check.datalake_fingerprint and not incomparable:
             problems.append(
