@@ -117,6 +117,7 @@ def _normalize_files(table: pa.Table, where: str) -> pa.Table:
             columns[f.name] = table[f.name].cast(f.type)
         else:
             columns[f.name] = pa.nulls(table.num_rows, f.type)
+    columns[ETAG] = pc.utf8_trim(columns[ETAG], '"')  # as boto3 gives them, quoted; the store's are not
     for name in table.column_names:
         columns.setdefault(name, table[name])
     return pa.table(columns)
