@@ -71,7 +71,7 @@ def _int64_bits(array: pa.Array) -> np.ndarray:
 
 
 def _integer_hashes(array: pa.Array) -> np.ndarray:
-    return _mix(_int64_bits(array) ^ _KIND_INT)
+    return _int64_bits(array) ^ _KIND_INT
 
 
 def _float_hashes(array: pa.Array) -> np.ndarray:
@@ -79,15 +79,15 @@ def _float_hashes(array: pa.Array) -> np.ndarray:
     floats = np.asarray(pc.cast(array, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
     with np.errstate(invalid="ignore"):
         integral = np.isfinite(floats) & (floats == np.trunc(floats)) & (np.abs(floats) < 2.0**63)
-    as_int = np.where(integral, floats, 0.0).astype(np.int64).view(_U64)
-    bits = np.where(np.isnan(floats), np.float64("nan"), floats + 0.0).view(_U64)
-    result: np.ndarray = np.where(integral, _mix(as_int ^ _KIND_INT), _mix(bits ^ _KIND_FLOAT))
+    as_int = np.where(integral, floats, 0.0).astype(np.int64).view(_U64) ^ _KIND_INT
+    bits = np.where(np.isnan(floats), np.float64("nan"), floats).view(_U64) ^ _KIND_FLOAT
+    result: np.ndarray = np.where(integral, as_int, bits)
     return result
 
 
 def _bytes_hashes(array: pa.Array, kind: np.uint64) -> np.ndarray:
     hashed = np.asarray(pl.Series(array).hash(_STRING_SEED).to_numpy(), dtype=_U64)
-    return _mix(hashed ^ kind)
+    return hashed ^ kind
 
 
 def _decimal_hashes(array: pa.Array) -> np.ndarray:
@@ -102,7 +102,7 @@ def _time_hashes(array: pa.Array, unit_type: pa.DataType) -> np.ndarray:
     """Times, timestamps and durations in nanoseconds, dates in days: as integers of one unit."""
     in_unit = pc.cast(array, unit_type, safe=False)
     integers = in_unit.view(pa.int32() if pa.types.is_date32(unit_type) else pa.int64())
-    return _mix(_int64_bits(integers) ^ _KIND_TIME)
+    return _int64_bits(integers) ^ _KIND_TIME
 
 
 def _list_hashes(array: pa.Array, path: str) -> np.ndarray:
@@ -118,11 +118,13 @@ def _list_hashes(array: pa.Array, path: str) -> np.ndarray:
     positions = np.arange(len(elements), dtype=np.int64) - np.repeat(starts[:-1], lengths)
     placed = _mix(element_hashes ^ (positions.astype(_U64) * _POSITION))
     sums = np.concatenate([np.zeros(1, _U64), np.cumsum(placed, dtype=_U64)])
-    return _mix((sums[starts[1:]] - sums[starts[:-1]]) ^ _mix(lengths.astype(_U64) ^ _KIND_LIST))
+    hashes: np.ndarray = (sums[starts[1:]] - sums[starts[:-1]]) ^ _mix(lengths.astype(_U64) ^ _KIND_LIST)
+    return hashes
 
 
 def _plain_hashes(array: pa.Array, path: str) -> np.ndarray:
-    """Hash of each value of a non-struct array (nulls: any value; masked by the caller)."""
+    """Each value of a non-struct array as 64 bits, tagged by its kind (a string's: its hash); mixed with the
+    column's salt by the caller, which also leaves nulls out."""
     t = array.type
     if pa.types.is_null(t):
         return np.zeros(len(array), _U64)
@@ -165,7 +167,10 @@ def _value_hashes(array: pa.Array, path: str) -> np.ndarray:
             total += _value_hashes(child, f"{path}.{field.name}")
         return total
     hashed = _mix(_plain_hashes(array, path) ^ _salt(path))
-    return np.where(_valid(array), hashed, _U64(0))
+    if not array.null_count:
+        return hashed
+    result: np.ndarray = np.where(_valid(array), hashed, _U64(0))
+    return result
 
 
 def row_hashes(rows: pa.Table | pa.RecordBatch) -> np.ndarray:
