@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dbsnaplake import storage
+from dbsnaplake.api import read_manifest, write_manifest
 
 from .support.cli import dbsnaplake, stage_options
 from .support.snapshots import make_orders_snapshot
@@ -113,3 +114,15 @@ def test_an_unreadable_data_lake_file_fails_validation(local_root: str) -> None:
     data = storage.read_bytes(uri)
     storage.write_bytes(uri, data[: len(data) // 2] + data[-8:])  # the footer's length points into the data
     assert_refused_and_not_published(staging, datalake, "cannot be read")
+
+
+@pytest.mark.slow
+def test_fingerprints_made_by_another_algorithm_fail_validation_saying_so(local_root: str) -> None:
+    """Polars' string hash is stable within one Polars version only: fingerprints of another never compare."""
+    staging, datalake = run_stages_until_validation(local_root)
+    folder = storage.join(staging, "manifests", "staging-file-groups", "manifest-summary")
+    summary = next(i.uri for i in storage.list_files(folder) if i.uri.endswith(".json"))
+    manifest = read_manifest(summary)
+    header = {**manifest.details, "rows_fingerprint_algorithm": "dbsnaplake-rowsum64-v1+polars-0.0.1"}
+    write_manifest(summary, manifest.files, header, manifest.data_uri)
+    assert_refused_and_not_published(staging, datalake, "were made by dbsnaplake-rowsum64-v1+polars-0.0.1", "--fresh")
