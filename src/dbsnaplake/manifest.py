@@ -28,6 +28,9 @@ from dbsnaplake.storage.parallel import map_io
 URI, SIZE, N_RECORD, ETAG = "uri", "size", "n_record", "etag"
 PARTITION = "partition"
 """A staging manifest's column: the hive path of each staging file's partition."""
+ROWS_FINGERPRINT = "rows_fingerprint"
+"""A staging manifest's column (uint64): the fingerprint of each staging file's rows, as ETL wrote them (see
+:mod:`dbsnaplake.frames.fingerprint`)."""
 FILES_SCHEMA = pa.schema([(URI, pa.string()), (SIZE, pa.int64()), (N_RECORD, pa.int64()), (ETAG, pa.string())])
 
 
@@ -114,6 +117,7 @@ def _normalize_files(table: pa.Table, where: str) -> pa.Table:
             columns[f.name] = table[f.name].cast(f.type)
         else:
             columns[f.name] = pa.nulls(table.num_rows, f.type)
+    columns[ETAG] = pc.utf8_trim(columns[ETAG], '"')  # as boto3 gives them, quoted; the store's are not
     for name in table.column_names:
         columns.setdefault(name, table[name])
     return pa.table(columns)

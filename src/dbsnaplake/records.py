@@ -295,6 +295,8 @@ class StagingFileGroup(StoredRecord):
     partition_by: tuple[str, ...]
     schema: str
     n_bad_value: int = 0
+    rows_fingerprint_algorithm: str | None = None
+    """How the manifest's ``rows_fingerprint`` column was computed (``None``: by a release without fingerprints)."""
 
 
 @dataclass(frozen=True)
@@ -434,10 +436,16 @@ class PartitionCheck(Record):
     partition: str
     staging: Totals
     datalake: Totals
+    staging_fingerprint: str = ""
+    """Of the rows ETL wrote to the partition's staging files (16 hex digits; see :mod:`dbsnaplake.frames.fingerprint`)."""
+    datalake_fingerprint: str = ""
+    """Of the rows read back from the partition's data-lake files."""
 
     @property
     def ok(self) -> bool:
-        return self.staging.records == self.datalake.records
+        return (
+            self.staging.records == self.datalake.records and self.staging_fingerprint == self.datalake_fingerprint
+        )
 
 
 @dataclass(frozen=True)
@@ -459,6 +467,8 @@ class ValidateResult(StoredRecord):
     """Share of data-lake files within ±10 % of the target, each partition's smallest file (its remainder) excepted."""
     bad_values: int = 0
     """Values that did not parse as their source type and were stored as null (``--on-bad-value null``)."""
+    rows_fingerprint_algorithm: str = ""
+    """How the partitions' row fingerprints were computed."""
     problems: tuple[str, ...] = ()
     ok: bool = True
     """No problems: set from ``problems`` (stored, so that other tools read it without recomputing)."""

@@ -318,8 +318,9 @@ class FileToRead:
             found = storage.head(self.uri)
         except FileNotFoundError:
             raise SnapshotError(f"file listed in the manifest is missing: {self.uri}") from None
+        listed, now = _unquoted(self.etag), _unquoted(found.etag)
         changed = (self.size is not None and found.size != self.size) or (
-            self.etag is not None and found.etag is not None and found.etag != self.etag
+            listed is not None and now is not None and now != listed
         )
         if changed:
             raise SnapshotError(
@@ -328,6 +329,11 @@ class FileToRead:
                 "rebuild the manifest and rerun with --fresh"
             )
         return found
+
+
+def _unquoted(etag: str | None) -> str | None:
+    """An ETag without the double quotes S3 (and boto3) put around it."""
+    return etag.strip('"') if etag else None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import pyarrow as pa
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import SnapshotError, TransformError
+from dbsnaplake.frames import fingerprint
 from dbsnaplake.frames.partitioning import partition_path
 from dbsnaplake.frames.readers import FileToRead, ReadResult, read_snapshot_file
 from dbsnaplake.frames.schema import conform, decode_schema, encode_schema, unify
@@ -38,6 +39,7 @@ from dbsnaplake.manifest import (
     FILES_SCHEMA,
     N_RECORD,
     PARTITION,
+    ROWS_FINGERPRINT,
     SIZE,
     URI,
     Manifest,
@@ -137,17 +139,19 @@ def rebatch(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
 
 def write_staging_file(
     uri: str, runs: PartitionRuns, schema: pa.Schema, sort_by: Sequence[SortKey], compression: str
-) -> int:
-    """Merge a partition's sorted runs into one staging Parquet file; return its size."""
+) -> tuple[int, int]:
+    """Merge a partition's sorted runs into one staging Parquet file; return its size and its rows' fingerprint."""
     streams = runs.streams(schema, uri)
     merged = merge_sorted_runs(streams, sort_by) if sort_by else itertools.chain.from_iterable(streams)
     tables = rebatch(merged, STAGING_ROW_GROUP_ROWS)
     first = next(tables)  # a partition has at least one row
+    rows_fingerprint = 0
     with storage.atomic_output(uri) as local:
         with open_parquet_writer(local, first, compression) as writer:
             for table in itertools.chain([first], tables):
                 writer.write_table(table, row_group_size=STAGING_ROW_GROUP_ROWS)
-        return local.stat().st_size
+                rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(table)])
+        return local.stat().st_size, rows_fingerprint
 
 
 def etl(group_manifest: str, config: PipelineConfig | None = None, report: Report | None = None) -> EtlResult:
@@ -188,12 +192,15 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
 
     uris: list[str] = []
     sizes: list[int] = []
+    fingerprints: list[int] = []
     counts: list[int | None] = []
     paths: list[str] = []
     for path in sorted(partitions):
         uri = config.location.staging_file(path, group)
         runs = partitions.pop(path)
-        sizes.append(write_staging_file(uri, runs, out_schema, config.sort_by, config.compression))
+        size, rows_fingerprint = write_staging_file(uri, runs, out_schema, config.sort_by, config.compression)
+        sizes.append(size)
+        fingerprints.append(rows_fingerprint)
         uris.append(uri)
         counts.append(runs.n_record)
         paths.append(path)
@@ -201,7 +208,12 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
     summary = config.location.group_manifest_summary(STAGING_FILE_GROUPS_FOLDER, group)
     write_manifest(
         summary,
-        files_table(uris, sizes, counts, **{PARTITION: pa.array(paths, pa.string())}),
+        files_table(
+            uris,
+            sizes,
+            counts,
+            **{PARTITION: pa.array(paths, pa.string()), ROWS_FINGERPRINT: pa.array(fingerprints, pa.uint64())},
+        ),
         StagingFileGroup(
             group=group,
             n_record_in=n_record_in,
@@ -209,6 +221,7 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
             n_bad_value=n_bad_value,
             partition_by=config.partition_by,
             schema=encode_schema(out_schema),
+            rows_fingerprint_algorithm=fingerprint.ALGORITHM,
         ),
         data_uri=config.location.group_manifest_data(STAGING_FILE_GROUPS_FOLDER, group),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import polars as pl
@@ -101,13 +102,30 @@ def is_parquet_file(uri: str, has_reader: bool) -> bool:
         raise
 
 
-def _inspect(uri: str, expected_size: int | None, parquet: bool) -> _Inspected:
-    if parquet:
-        footer = read_parquet_footer(uri, expected_size)
-        size = expected_size if expected_size is not None else storage.head(uri).size
-        return _Inspected(size, footer.n_record, footer.schema, footer.uncompressed_size, None)
-    info = FileToRead(uri, expected_size, expected_records=None).check_unchanged()
-    return _Inspected(info.size, None, None, None, info.etag)
+def _inspect(uri: str, expected_size: int | None, etag: str | None, parquet: bool) -> _Inspected:
+    """What planning learns of one file. Its size and ETag (on local disk: modification time and size) are checked
+    against the manifest's, or recorded where the manifest has none, for ETL to check again."""
+    info = None
+    if not parquet or expected_size is None or etag is None:
+        info = FileToRead(uri, expected_size, expected_records=None, etag=etag).check_unchanged()
+    size = info.size if info is not None else expected_size
+    assert size is not None
+    found_etag = info.etag if info is not None else etag
+    if not parquet:
+        return _Inspected(size, None, None, None, found_etag)
+    footer = read_parquet_footer(uri, size)
+    return _Inspected(size, footer.n_record, footer.schema, footer.uncompressed_size, found_etag)
+
+
+def refuse_duplicates(uris: list[str], manifest_uri: str) -> None:
+    """A file listed twice would put its rows twice in the data lake."""
+    duplicates = sorted(uri for uri, count in Counter(uris).items() if count > 1)
+    if duplicates:
+        shown = ", ".join(duplicates[:3]) + (f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else "")
+        raise SnapshotError(
+            f"manifest {manifest_uri} lists {len(duplicates)} file(s) more than once ({shown}): their rows would be "
+            "in the data lake twice — fix the manifest, or rebuild it with 'dbsnaplake manifest build'"
+        )
 
 
 def files_to_inspect(n_file: int, mode: str, sizes: list[int | None]) -> list[int]:
@@ -271,6 +289,7 @@ def plan(
     uris = storage.normalize_uris(manifest.column(URI))
     if not uris:
         raise SnapshotError(f"manifest {manifest.summary_uri} lists no files: nothing to do")
+    refuse_duplicates(uris, manifest.summary_uri)
     reader = manifest.snapshot_details.reader
     is_parquet = [is_parquet_file(uri, bool(reader)) for uri in uris]  # also refuses unknown formats
     all_parquet = all(is_parquet)
@@ -279,9 +298,8 @@ def plan(
     sizes, records, etags = manifest.column(SIZE), manifest.column(N_RECORD), manifest.column(ETAG)
     chosen = files_to_inspect(len(uris), config.inspect_files, sizes)
     progress.start("inspect snapshot files", len(chosen))
-    inspected = dict(
-        zip(chosen, map_io(lambda i: _inspect(uris[i], sizes[i], is_parquet[i]), chosen, progress), strict=True)
-    )
+    results = map_io(lambda i: _inspect(uris[i], sizes[i], etags[i], is_parquet[i]), chosen, progress)
+    inspected = dict(zip(chosen, results, strict=True))
     for index, found in inspected.items():
         listed = records[index]
         if listed is not None and found.n_record is not None and listed != found.n_record:

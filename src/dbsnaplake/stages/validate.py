@@ -1,24 +1,75 @@
-"""Stage 5, validate: compare the data lake with the snapshot, in total and per partition.
+"""Stage 5, validate: compare the data lake with the snapshot, in total and per partition, down to the rows.
 
-Three layers are compared, all from metadata (manifests and Parquet footers, never the data):
-the snapshot manifest's records against what ETL read; what ETL wrote (per partition) against what the data
-lake's files hold (per partition). Any mismatch, or a data-lake file no partition accounts for, is a problem:
-the result is written to ``manifests/validate-datalake-result.json`` and :class:`ValidationError` is raised.
+Three layers are compared: the snapshot manifest's records against what ETL read; what ETL wrote (per
+partition: records, and a fingerprint of the rows, see :mod:`dbsnaplake.frames.fingerprint`) against what the
+data lake's files hold, read back in full, row group by row group. Any mismatch, an unreadable data-lake file,
+or a data-lake file no partition accounts for, is a problem: the result is written to
+``manifests/validate-datalake-result.json`` and :class:`ValidationError` is raised.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import ValidationError
-from dbsnaplake.frames.readers import read_parquet_footer
+from dbsnaplake.frames import fingerprint
 from dbsnaplake.ledger import Ledger
-from dbsnaplake.manifest import N_RECORD, PARTITION, SIZE, read_manifest
+from dbsnaplake.manifest import N_RECORD, PARTITION, ROWS_FINGERPRINT, SIZE, Manifest, read_manifest
 from dbsnaplake.progress import NoProgress, Progress
-from dbsnaplake.records import PartitionCheck, Totals, ValidateResult
+from dbsnaplake.records import PartitionCheck, StagingFileGroup, Totals, ValidateResult
 from dbsnaplake.storage.parallel import map_io
+
+READ_BACK_THREADS = 4
+"""Data-lake files read back at once: each holds one row group in memory while it is hashed."""
+READ_BACK_BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """What one data-lake file holds, read back in full."""
+
+    n_record: int = 0
+    rows_fingerprint: int = 0
+    error: str | None = None
+
+
+def read_back(uri: str, size: int) -> ReadBack:
+    """Count and fingerprint a data-lake file's rows, a batch at a time; an unreadable file gives its error."""
+    n_record = rows_fingerprint = 0
+    try:
+        with storage.open_input_file(uri, size) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=READ_BACK_BATCH_ROWS):
+                n_record += batch.num_rows
+                rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(batch)])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        reason = " ".join(str(exc).split())
+        return ReadBack(error=f"data lake file {uri} cannot be read (corrupt?): {reason} — rerun with --fresh")
+    return ReadBack(n_record, rows_fingerprint)
+
+
+def fingerprint_problems(staging_manifests: list[tuple[Manifest, StagingFileGroup]]) -> list[str]:
+    """Staging manifests whose row fingerprints cannot be compared with the ones computed here."""
+    problems = []
+    for manifest, header in staging_manifests:
+        algorithm = header.rows_fingerprint_algorithm
+        if algorithm is None or ROWS_FINGERPRINT not in manifest.files.column_names:
+            problems.append(
+                f"staging group {header.group} ({manifest.summary_uri}) has no row fingerprints (written by an "
+                "earlier dbsnaplake): rerun with --fresh"
+            )
+        elif algorithm != fingerprint.ALGORITHM:
+            problems.append(
+                f"staging group {header.group}'s row fingerprints were made by {algorithm}, but this dbsnaplake "
+                f"computes {fingerprint.ALGORITHM}: validate with the dbsnaplake and Polars versions that ran ETL, "
+                "or rerun with --fresh"
+            )
+    return problems
 
 
 def share_near_target(sizes_by_partition: list[list[int]], target: int) -> float:
@@ -47,23 +98,39 @@ def validate(config: PipelineConfig, progress: Progress | None = None) -> Valida
     headers = [h for _, h in staging_manifests]
 
     staging_by_partition: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    staging_fingerprints: dict[str, int] = defaultdict(int)
     for m, _ in staging_manifests:
         for partition, size, n in zip(m.column(PARTITION), m.column(SIZE), m.column(N_RECORD), strict=True):
             staging_by_partition[partition].append((size, n))
+        if ROWS_FINGERPRINT in m.files.column_names:
+            for partition, rows in zip(m.column(PARTITION), m.column(ROWS_FINGERPRINT), strict=True):
+                staging_fingerprints[partition] = fingerprint.combine([staging_fingerprints[partition], rows or 0])
 
     root = plan.version_root
     lake_files = [i for i in storage.list_files(root) if i.uri.endswith(".parquet")]
-    progress.start("read data lake footers", len(lake_files))
-    footers = map_io(lambda info: read_parquet_footer(info.uri, info.size), lake_files, progress)
+    progress.start("read the data lake back", len(lake_files))
+    read = map_io(lambda info: read_back(info.uri, info.size), lake_files, progress, threads=READ_BACK_THREADS)
     lake_by_partition: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for info, footer in zip(lake_files, footers, strict=True):
-        lake_by_partition[_partition_of(info.uri, root)].append((info.size, footer.n_record))
+    lake_fingerprints: dict[str, int] = defaultdict(int)
+    unreadable = []
+    for info, back in zip(lake_files, read, strict=True):
+        partition = _partition_of(info.uri, root)
+        lake_by_partition[partition].append((info.size, back.n_record))
+        lake_fingerprints[partition] = fingerprint.combine([lake_fingerprints[partition], back.rows_fingerprint])
+        if back.error:
+            unreadable.append(back.error)
 
     def totals(entries: list[tuple[int, int]]) -> Totals:
         return Totals(len(entries), sum(s for s, _ in entries), sum(n for _, n in entries))
 
     partitions = tuple(
-        PartitionCheck(p, totals(staging_by_partition.get(p, [])), totals(lake_by_partition.get(p, [])))
+        PartitionCheck(
+            p,
+            totals(staging_by_partition.get(p, [])),
+            totals(lake_by_partition.get(p, [])),
+            fingerprint.shown(staging_fingerprints[p]),
+            fingerprint.shown(lake_fingerprints[p]),
+        )
         for p in sorted(set(staging_by_partition) | set(lake_by_partition))
     )
     etl_in = sum(h.n_record_in for h in headers)
@@ -72,7 +139,8 @@ def validate(config: PipelineConfig, progress: Progress | None = None) -> Valida
     staging_total = totals([e for entries in staging_by_partition.values() for e in entries])
     lake_total = totals([e for entries in lake_by_partition.values() for e in entries])
 
-    problems = []
+    incomparable = fingerprint_problems(staging_manifests)
+    problems = incomparable + unreadable
     if snapshot.n_record is not None and snapshot.n_record != etl_in:
         problems.append(f"the snapshot manifest lists {snapshot.n_record:,} records but ETL read {etl_in:,}")
     if etl_out != staging_total.records:
@@ -86,10 +154,16 @@ def validate(config: PipelineConfig, progress: Progress | None = None) -> Valida
                 f"data lake partition {name} holds {check.datalake.files} files no staging file accounts for "
                 f"(left by an earlier run?): remove them from {storage.join(root, check.partition)}/"
             )
-        elif not check.ok:
+        elif check.staging.records != check.datalake.records:
             problems.append(
                 f"partition {name}: staging holds {check.staging.records:,} records, "
-                f"the data lake {check.datalake.records:,}"
+                f"the data lake {check.datalake.records:,} — rerun with --fresh"
+            )
+        elif check.staging_fingerprint != check.datalake_fingerprint and not incomparable:
+            problems.append(
+                f"partition {name}: the data lake's rows differ from the rows ETL wrote (same {check.staging.records:,} "
+                f"records, row fingerprint {check.datalake_fingerprint}, expected {check.staging_fingerprint}): "
+                "a staging or data-lake file changed after it was written — rerun with --fresh"
             )
 
     result = ValidateResult(
@@ -106,6 +180,7 @@ def validate(config: PipelineConfig, progress: Progress | None = None) -> Valida
             [[size for size, _ in entries] for entries in lake_by_partition.values()], config.target_file_size
         ),
         bad_values=bad_values,
+        rows_fingerprint_algorithm=fingerprint.ALGORITHM,
         problems=tuple(problems),
     )
     ledger.write_validation(result)

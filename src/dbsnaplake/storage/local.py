@@ -49,6 +49,12 @@ def _storage_errors_of(cls: C) -> C:
     return cls
 
 
+def _info(path: str, found: os.stat_result) -> ObjectInfo:
+    """A file's size, and an ETag-like token of its modification time and size: a file rewritten in place, even
+    with the same size, gets another one."""
+    return ObjectInfo(uri=path, size=found.st_size, etag=f"{found.st_mtime_ns:x}-{found.st_size:x}")
+
+
 @_storage_errors_of
 class LocalBackend:
     """Files on this machine's disk."""
@@ -62,7 +68,7 @@ class LocalBackend:
             return f.read(length)
 
     def head(self, uri: str) -> ObjectInfo:
-        return ObjectInfo(uri=uri, size=os.stat(uri).st_size)
+        return _info(uri, os.stat(uri))
 
     def list_files(self, prefix: str) -> Iterator[ObjectInfo]:
         root = prefix.rstrip("/") or "/"
@@ -74,10 +80,10 @@ class LocalBackend:
             for name in sorted(files):
                 path = os.path.join(folder, name)
                 try:
-                    size = os.stat(path).st_size
+                    found = os.stat(path)
                 except FileNotFoundError:
                     continue  # renamed or deleted since the folder was read (a writer finishing)
-                yield ObjectInfo(uri=path, size=size)
+                yield _info(path, found)
 
     def delete(self, uri: str) -> None:
         with contextlib.suppress(FileNotFoundError):

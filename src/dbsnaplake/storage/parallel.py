@@ -14,14 +14,16 @@ R = TypeVar("R")
 IO_THREADS = 32
 
 
-def map_io(function: Callable[[T], R], items: Sequence[T], progress: Progress | None = None) -> list[R]:
-    """``[function(x) for x in items]`` on threads; the first exception raised is re-raised."""
+def map_io(
+    function: Callable[[T], R], items: Sequence[T], progress: Progress | None = None, threads: int = IO_THREADS
+) -> list[R]:
+    """``[function(x) for x in items]`` on ``threads`` threads; the first exception raised is re-raised."""
     progress = progress or NoProgress()
     if len(items) <= 1:
         results = [function(x) for x in items]
         progress.advance(len(items))
         return results
-    with ThreadPoolExecutor(max_workers=min(IO_THREADS, len(items))) as pool:
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
         futures = [pool.submit(function, x) for x in items]
         results = []
         try:

@@ -1,0 +1,127 @@
+"""The row fingerprint: equal for the same rows however they are stored, different for other rows."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dbsnaplake.frames.fingerprint import ALGORITHM, combine, fingerprint
+from dbsnaplake.frames.schema import conform
+
+
+def rows() -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array([1, 2, 3, 4], pa.int32()),
+            "amount": pa.array([1.5, None, float("nan"), 2.0]),
+            "name": pa.array(["a", None, "ccc", ""]),
+            "blob": pa.array([b"x", b"", None, b"\0"]),
+            "price": pa.array(
+                [decimal.Decimal("1.50"), None, decimal.Decimal("100"), decimal.Decimal("-0.10")], pa.decimal128(10, 2)
+            ),
+            "at": pa.array(
+                [datetime.datetime(2024, 1, 1), None, datetime.datetime(2024, 1, 2, 3), None], pa.timestamp("us")
+            ),
+            "day": pa.array([datetime.date(2024, 1, 1), None, datetime.date(2024, 1, 2), datetime.date(1970, 1, 1)]),
+            "address": pa.array(
+                [{"city": "Lyon", "zip": 69001}, None, {"city": None, "zip": 1}, {"city": "Oslo", "zip": None}]
+            ),
+            "tags": pa.array([[1, 2], [], None, [None, 3]]),
+            "items": pa.array([[{"sku": "a"}], None, [], [{"sku": None}, {"sku": "z"}]]),
+            "attributes": pa.array([[("a", 1)], None, [], [("b", 2)]], pa.map_(pa.string(), pa.int64())),
+        }
+    )
+
+
+def through_parquet(table: pa.Table, **options: object) -> pa.Table:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, **options)  # type: ignore[arg-type]
+    return pq.read_table(io.BytesIO(buffer.getvalue()))
+
+
+def with_column(table: pa.Table, name: str, column: pa.Array | pa.ChunkedArray) -> pa.Table:
+    return table.set_column(table.column_names.index(name), name, column)
+
+
+def test_the_same_rows_stored_differently_have_one_fingerprint() -> None:
+    table = rows()
+    expected = fingerprint(table)
+    same = [
+        through_parquet(table),
+        through_parquet(table, use_dictionary=True, row_group_size=1),
+        table.take([3, 1, 0, 2]),
+        table.select(list(reversed(table.column_names))),
+        pa.concat_tables([table.slice(0, 1), table.slice(1)]),
+        with_column(table, "name", table["name"].dictionary_encode()),
+        with_column(table, "name", table["name"].cast(pa.large_string())),
+        with_column(table, "name", table["name"].cast(pa.string_view())),
+        with_column(table, "blob", table["blob"].cast(pa.large_binary())),
+        with_column(table, "tags", table["tags"].cast(pa.large_list(pa.int64()))),
+        with_column(table, "at", table["at"].cast(pa.timestamp("ns"))),
+        with_column(table, "day", table["day"].cast(pa.date64())),
+    ]
+    assert [fingerprint(t) for t in same] == [expected] * len(same)
+    assert combine([fingerprint(table.slice(0, 2)), fingerprint(table.slice(2))]) == expected
+
+
+def test_conforming_to_a_wider_lake_schema_keeps_the_fingerprint() -> None:
+    """Compaction conforms each ETL group's rows to the unified schema: widened numbers, null-filled columns."""
+    table = rows()
+    lake_schema = pa.schema(
+        [
+            pa.field("id", pa.float64()),
+            pa.field("price", pa.decimal128(14, 4)),
+            pa.field("address", pa.struct([("city", pa.string()), ("zip", pa.int64()), ("country", pa.string())])),
+            pa.field("added_later", pa.string()),
+            *[f for f in table.schema if f.name not in ("id", "price", "address")],
+        ]
+    )
+    assert fingerprint(conform(table, lake_schema, "test")) == fingerprint(table)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: with_column(t, "name", pa.array(["a", None, "ccd", ""])),
+        lambda t: with_column(t, "id", pa.array([1, 2, 3, 5], pa.int32())),
+        lambda t: with_column(t, "amount", pa.array([1.5, 0.0, float("nan"), 2.0])),
+        lambda t: with_column(t, "tags", pa.array([[2, 1], [], None, [None, 3]])),
+        lambda t: with_column(t, "tags", pa.array([[1, 2], None, None, [None, 3]])),
+        lambda t: t.rename_columns(["id", "amount", "blob", "name", *t.column_names[4:]]),
+        lambda t: pa.concat_tables([t, t.slice(0, 1)]),
+        lambda t: pa.concat_tables([t.slice(0, 3), t.slice(0, 1)]),
+        lambda t: t.slice(1),
+    ],
+    ids=["string", "int", "null-to-value", "list-order", "empty-to-null-list", "swapped-columns", "extra-row",
+         "duplicate-replaces-row", "missing-row"],
+)  # fmt: skip
+def test_other_rows_have_another_fingerprint(change: object) -> None:
+    table = rows()
+    assert callable(change)
+    assert fingerprint(change(table)) != fingerprint(table)
+
+
+def test_values_swapped_between_rows_change_the_fingerprint() -> None:
+    table = pa.table({"a": [1, 2], "b": ["x", "y"]})
+    assert fingerprint(pa.table({"a": [1, 2], "b": ["y", "x"]})) != fingerprint(table)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), st.text(max_size=5)), max_size=30))
+def test_any_order_of_rows_gives_the_same_fingerprint(values: list[tuple[int | None, str]]) -> None:
+    table = pa.table({"n": pa.array([v[0] for v in values], pa.int64()), "s": [v[1] for v in values]})
+    assert fingerprint(table.take(pa.array(reversed(range(table.num_rows)), pa.int64()))) == fingerprint(table)
+    assert fingerprint(through_parquet(table)) == fingerprint(table)
+
+
+def test_the_algorithm_is_named_with_the_polars_version() -> None:
+    import polars
+
+    assert ALGORITHM.endswith(f"polars-{polars.__version__}")
