@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from dbsnaplake import __version__
 from dbsnaplake.cli.options import given_settings, setting_options
 from dbsnaplake.cli.output import (
     Display,
@@ -34,6 +33,7 @@ from dbsnaplake.config.settings import PipelineConfig, Roots, RunSettings, Sourc
 from dbsnaplake.errors import ConfigError, DbSnapLakeError, ValidationError
 from dbsnaplake.records import PlanCompactionResult, PlanResult
 from dbsnaplake.units import format_size
+from dbsnaplake.version import __version__
 
 if TYPE_CHECKING:
     from dbsnaplake.run.tables import MultiTableResult

@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
-from dbsnaplake import __version__
 from dbsnaplake.report import plots
 from dbsnaplake.report.facts import ReportFacts
 from dbsnaplake.units import format_size
+from dbsnaplake.version import __version__
 
 CSS = """
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1000px; color: #222; padding: 0 1em; }
