@@ -6,6 +6,7 @@ report after each file they finish (see :class:`Report`), so a display can show 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Protocol
 
 
@@ -46,10 +47,28 @@ class NoProgress:
 class Report:
     """What a group worker calls after each file it finished: ``report(files, size, rows)``. It puts
     ``(group, files, size, rows)`` on a queue the orchestrator drains (a multiprocessing manager's queue for a
-    process pool, a plain queue in-line). Picklable, so it travels to worker processes with the task."""
+    process pool, a plain queue in-line). Picklable, so it travels to worker processes with the task.
+
+    Progress must never cost a group its work: if the queue's process died (killed), the report is dropped, both
+    when the worker receives the task (the queue's proxy cannot reconnect) and when it puts."""
 
     def __init__(self, queue: Any, group: int) -> None:
         self._queue, self._group = queue, group
 
     def __call__(self, files: int = 0, size: int = 0, rows: int = 0) -> None:
-        self._queue.put((self._group, files, size, rows))
+        if self._queue is None:
+            return
+        with contextlib.suppress(Exception):  # the queue's process died (killed): progress is lost, the work is not
+            self._queue.put((self._group, files, size, rows))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild, args = self._queue.__reduce__()  # a manager's proxy reconnects when it is unpickled: defer that
+        return _rebuild_report, (rebuild, args, self._group)
+
+
+def _rebuild_report(rebuild: Any, args: tuple[Any, ...], group: int) -> Report:
+    try:
+        queue = rebuild(*args)
+    except Exception:  # the manager is gone: report nothing
+        queue = None
+    return Report(queue, group)

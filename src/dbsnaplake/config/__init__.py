@@ -1,0 +1,1 @@
+"""Settings: every setting declared once (settings.py) and the TOML file that sets them (file.py)."""

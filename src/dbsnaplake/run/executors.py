@@ -6,6 +6,7 @@ scheduler."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -129,9 +130,13 @@ class ProcessPool(Executor):
     def report_queue(self) -> Any:
         """Where tasks report progress (see :class:`dbsnaplake.progress.Report`): a queue served by a manager
         process, which worker processes reach through the proxy pickled with each task."""
-        if self._manager is None:
-            self._manager = SyncManager(ctx=multiprocessing.get_context("spawn"))
-            self._manager.start(exit_with_parent, (os.getpid(),))  # a killed orchestrator leaves no manager behind
+        if self._manager is not None:
+            try:
+                return self._manager.Queue()
+            except (EOFError, OSError):  # the manager process died (killed): start another
+                self._manager = None
+        self._manager = SyncManager(ctx=multiprocessing.get_context("spawn"))
+        self._manager.start(exit_with_parent, (os.getpid(),))  # a killed orchestrator leaves no manager behind
         return self._manager.Queue()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -153,7 +158,8 @@ class ProcessPool(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
         if self._manager is not None:
-            self._manager.shutdown()
+            with contextlib.suppress(Exception):  # already gone if it was killed
+                self._manager.shutdown()
             self._manager = None
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:

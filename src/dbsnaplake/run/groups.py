@@ -138,6 +138,10 @@ class _Reports:
                 group, files, size, rows = self._queue.get_nowait()
             except Empty:
                 return
+            except (EOFError, OSError):  # the reporting process died (killed): count groups as they finish instead
+                log.debug("progress reports lost: the process holding their queue is gone")
+                self._queue = None
+                return
             seen = self._by_group.setdefault(group, [0, 0, 0])
             seen[0], seen[1], seen[2] = seen[0] + files, seen[1] + size, seen[2] + rows
             self._progress.flow(files, size, rows)
