@@ -46,6 +46,7 @@ from typing import Any
 import bench_pipeline as bp
 import numpy as np
 import psutil
+import pyarrow as pa
 import pyarrow.parquet as pq
 from bench_pipeline import SORT_COLUMN, Dataset, MiB, ensure_dataset, log, mib
 
@@ -89,6 +90,8 @@ class Measured:
     stdout: str
     stderr_tail: str
     moto_cpu: float | None = None
+    load: float = 0.0
+    """The 1-minute load average when the run started (the machine is shared)."""
 
     @property
     def worker_peak(self) -> int:
@@ -144,6 +147,7 @@ def measure(command: Sequence[str], moto_pid: int | None = None, env: dict[str, 
     """Run ``command`` to its end while sampling its process tree; CPU from ``wait4`` (the tree's reaped total)."""
     moto = psutil.Process(moto_pid) if moto_pid else None
     moto_before = sum(moto.cpu_times()[:2]) if moto else 0.0
+    load = os.getloadavg()[0]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         process = subprocess.Popen(list(command), stdout=out, stderr=err, text=True, env=env)
@@ -157,7 +161,7 @@ def measure(command: Sequence[str], moto_pid: int | None = None, env: dict[str, 
     main.peak = max(main.peak, usage.ru_maxrss * 1024 if len(sampler.seen) == 1 else 0)
     cpu = max(usage.ru_utime + usage.ru_stime, sum(p.cpu for p in sampler.seen.values()))
     moto_cpu = sum(moto.cpu_times()[:2]) - moto_before if moto else None
-    return Measured(wall, cpu, sampler.seen, process.returncode, stdout, stderr[-3000:], moto_cpu)
+    return Measured(wall, cpu, sampler.seen, process.returncode, stdout, stderr[-3000:], moto_cpu, load)
 
 
 # ---- output files --------------------------------------------------------------------------------------------
@@ -421,7 +425,7 @@ def share_text(share: float | None, judged: int) -> str:
 
 def print_compare(runs: dict[str, list[Run]], tools: Sequence[str]) -> None:
     headers = ["tool", "wall s (min-max)", "CPU-s", "MiB/s", "peak RSS/worker", "main RSS", "moto CPU-s"]
-    headers += ["files", "MiB total", "min/med/max MiB", "±10% of target", "rows", "sorted"]
+    headers += ["files", "MiB total", "min/med/max MiB", "±10% of target", "rows", "sorted", "load"]
     rows = []
     for tool in tools:
         group = runs[tool]
@@ -443,6 +447,7 @@ def print_compare(runs: dict[str, list[Run]], tools: Sequence[str]) -> None:
                 share_text(*first.output.near_target(first.target)),
                 "ok" if all(r.rows_ok for r in group) else "WRONG",
                 "yes" if all(r.output.sorted for r in group) else "NO",
+                f"{med([r.measured.load for r in group]):.1f}",
             ]
         )
     bp.print_table(headers, rows)
@@ -450,7 +455,7 @@ def print_compare(runs: dict[str, list[Run]], tools: Sequence[str]) -> None:
         "(wall = process start to exit, start-up included; CPU-s = user+sys of the whole process tree; MiB/s = "
         "snapshot MiB / wall; peak RSS in MiB: per worker = largest pool worker (the process itself for "
         "single-process tools), main = the command's own process; moto CPU-s = the S3 server's CPU during the "
-        "run, not in CPU-s; files etc. from the first round)"
+        "run, not in CPU-s; files etc. from the first round; load = 1-minute load average at the run's start)"
     )
     print_ratios(runs)
     ours = runs.get("ours")
@@ -504,6 +509,14 @@ def bucket_transform(n: int) -> str:
     return f"SELECT *, CAST(customer_id % {n} AS VARCHAR) AS bucket FROM snapshot"
 
 
+def big_file_bytes_per_row(rng: np.random.Generator, total_rows_guess: int, chunk: int) -> float:
+    """Snappy Parquet bytes per row in row groups of ``chunk`` rows (they compress better than small files)."""
+    sample = orders_table(0, chunk, rng, total_rows_guess)
+    sink = pa.BufferOutputStream()
+    pq.write_table(sample, sink, compression="snappy", row_group_size=chunk)
+    return float(sink.getvalue().size / sample.num_rows)
+
+
 def ensure_big_file(out: Path, size: int) -> Dataset:
     """One Parquet file of ``size`` bytes, written in 1M-row row groups (generating it whole would not fit)."""
     from dbsnaplake.api import build_manifest, read_manifest
@@ -515,8 +528,8 @@ def ensure_big_file(out: Path, size: int) -> Dataset:
         shutil.rmtree(root, ignore_errors=True)
         snapshot.mkdir(parents=True)
         rng = np.random.default_rng(42)
-        n_rows = int(size / bp.bytes_per_row(rng, int(size / 40)))
         chunk = 1_000_000
+        n_rows = int(size / big_file_bytes_per_row(rng, int(size / 40), chunk))
         first = orders_table(0, min(chunk, n_rows), rng, n_rows)
         with pq.ParquetWriter(snapshot / "part-00000.snappy.parquet", first.schema, compression="snappy") as w:
             w.write_table(first)
@@ -595,6 +608,7 @@ def scaling(args: argparse.Namespace, out: Path) -> None:
         "±10% of target",
         "rows",
         "sorted",
+        "load",
     ]
     table = []
     previous: dict[str, tuple[float, float]] = {}
@@ -626,6 +640,7 @@ def scaling(args: argparse.Namespace, out: Path) -> None:
                 share_text(*first.output.near_target(first.target)),
                 "ok" if all(r.rows_ok for r in runs) else "WRONG",
                 "yes" if all(r.output.sorted for r in runs) else "NO",
+                f"{med([r.measured.load for r in runs]):.1f}",
             ]
         )
     bp.print_table(headers, table)
