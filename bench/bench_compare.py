@@ -28,6 +28,7 @@ the tools interleaved in each round, medians reported:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -365,7 +366,8 @@ def run_original(python: Path, files_json: Path, on_s3: Dataset, job: Job, moto_
     ]
     log(f"original 0.3.2: -> {root}")
     measured = measure(command, moto_pid)
-    result = next((json.loads(x[7:]) for x in measured.stdout.splitlines() if x.startswith("RESULT ")), {})
+    lines = [line[len("RESULT ") :] for line in measured.stdout.splitlines() if line.startswith("RESULT ")]
+    result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
     if measured.returncode != 0:
         raise RuntimeError(f"the original failed ({measured.returncode}): {result}\n{measured.stderr_tail}")
     log(f"original 0.3.2: {measured.wall:.1f}s wall, {measured.cpu:.1f} CPU-s; checking the output")
@@ -387,15 +389,16 @@ def compare(args: argparse.Namespace, out: Path) -> None:
     python = peer_python(out) if "original" in tools else None
     runs: dict[str, list[Run]] = {}
     with local_s3_server() as server:
-        on_s3 = bp.upload_dataset(dataset) if {"ours-s3", "original"} & set(tools) else None
-        files_json = peer_files_json(dataset, on_s3, out / "peer-files.json") if python and on_s3 else None
+        # uploaded only when an S3 tool runs (the local dataset and an empty path stand in, unused, otherwise)
+        on_s3 = bp.upload_dataset(dataset) if {"ours-s3", "original"} & set(tools) else dataset
+        files_json = peer_files_json(dataset, on_s3, out / "peer-files.json") if python else Path()
         actions: dict[str, Callable[[int], Run]] = {
             "ours": lambda r: run_ours("ours (local)", dataset, str(runs_dir / "ours"), job),
             "ours-s3": lambda r: run_ours("ours (S3)", on_s3, f"s3://{bp.S3_BUCKET}/ours", job, server.process.pid),
             "polars": lambda r: run_baseline("polars", dataset, runs_dir / "polars", job),
             "duckdb": lambda r: run_baseline(args.duckdb, dataset, runs_dir / "duckdb", job),
             "floor": lambda r: run_floor(dataset, runs_dir / "floor", job),
-            "original": lambda r: run_original(python, files_json, on_s3, job, server.process.pid, r),
+            "original": lambda r: run_original(python or Path(), files_json, on_s3, job, server.process.pid, r),
         }
         for round_no in range(1, args.rounds + 1):
             log(f"---- round {round_no}/{args.rounds}")
@@ -502,7 +505,9 @@ class Row:
     label: str
     x: float
     """What doubles along the family (bytes, files, partitions)."""
-    make: Callable[[], tuple[Dataset, Job]]
+    job: Job
+    dataset: Callable[[], Dataset]
+    """Generates the row's snapshot on first use (cached)."""
 
 
 def bucket_transform(n: int) -> str:
@@ -553,12 +558,19 @@ def scaling_rows(args: argparse.Namespace, out: Path) -> list[Row]:
                 "data",
                 f"{factor:g}x = {mib(size)} MiB, {files} files",
                 size,
-                lambda s=size, f=files: (ensure_dataset(out, s, f), year),
+                year,
+                functools.partial(ensure_dataset, out, size, files),
             )
         )
     for n in [int(n) for n in args.file_counts.split(",")]:
         rows.append(
-            Row("files", f"{n:,} files, {mib(base)} MiB of rows", n, lambda n=n: (ensure_dataset(out, base, n), year))
+            Row(
+                "files",
+                f"{n:,} files, {mib(base)} MiB of rows",
+                n,
+                year,
+                functools.partial(ensure_dataset, out, base, n),
+            )
         )
     for n in [int(n) for n in args.partition_counts.split(",")]:
         job = Job(("bucket",), bucket_transform(n), target, workers, memory, ("--min-partition-size", "1"))
@@ -567,12 +579,16 @@ def scaling_rows(args: argparse.Namespace, out: Path) -> list[Row]:
                 "partitions",
                 f"{n:,} partitions (customer_id % {n})",
                 n,
-                lambda job=job: (ensure_dataset(out, base, max(1, round(base / (2 * MiB)))), job),
+                job,
+                functools.partial(ensure_dataset, out, base, max(1, round(base / (2 * MiB)))),
             )
         )
     big, big_memory = parse_size(args.big_file), args.big_worker_memory
     big_job = Job(("year",), bp.YEAR_MONTH, target, 1, big_memory)
-    rows.append(Row("big", f"1 file of {mib(big)} MiB, --workers 1", big, lambda: (ensure_big_file(out, big), big_job)))
+    big_row = Row(
+        "big", f"1 file of {mib(big)} MiB, --workers 1", big, big_job, functools.partial(ensure_big_file, out, big)
+    )
+    rows.append(big_row)
     wanted = {r for r in args.rows.split(",") if r}
     return [r for r in rows if r.family in wanted]
 
@@ -581,7 +597,7 @@ def scaling(args: argparse.Namespace, out: Path) -> None:
     rows = scaling_rows(args, out)
     results: list[tuple[Row, Job, list[Run]]] = []
     for row in rows:
-        dataset, job = row.make()
+        dataset, job = row.dataset(), row.job
         runs = [
             run_ours(f"scaling {row.family}: {row.label}", dataset, str(out / "runs" / "scaling"), job)
             for _ in range(args.repeat)
