@@ -264,7 +264,10 @@ def run_ours(tool: str, dataset: Dataset, root: str, job: Job, moto_pid: int | N
         "files_near_target": validation["files_near_target"],
         "files_judged": validation["files_judged"],
     }
-    log(f"{tool}: {measured.wall:.1f}s wall, {measured.cpu:.1f} CPU-s; checking the output")
+    log(
+        f"{tool}: {measured.wall:.1f}s wall, {measured.cpu:.1f} CPU-s, peak RSS per worker "
+        f"{mib(measured.worker_peak)} MiB, groups {details['groups']}; checking the output"
+    )
     output = inspect(lake)
     storage.delete_folder(root)
     return Run(tool, measured, output, dataset.size, dataset.n_rows, job.target, details)
