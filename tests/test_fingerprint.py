@@ -121,7 +121,9 @@ def test_any_order_of_rows_gives_the_same_fingerprint(values: list[tuple[int | N
     assert fingerprint(through_parquet(table)) == fingerprint(table)
 
 
-def test_the_algorithm_is_named_with_the_polars_version() -> None:
+def test_the_algorithm_is_named_with_the_polars_version_and_the_processor() -> None:
+    import platform
+
     import polars
 
-    assert ALGORITHM.endswith(f"polars-{polars.__version__}")
+    assert ALGORITHM.endswith(f"polars-{polars.__version__}+{platform.machine()}")

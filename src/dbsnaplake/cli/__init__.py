@@ -30,7 +30,7 @@ from dbsnaplake.cli.output import (
     progress_display,
 )
 from dbsnaplake.config.settings import PipelineConfig, Roots, RunSettings, SourceSettings, TableSettings
-from dbsnaplake.errors import ConfigError, DbSnapLakeError, ValidationError
+from dbsnaplake.errors import ConfigError, DbSnapLakeError, StageError, ValidationError
 from dbsnaplake.records import PlanCompactionResult, PlanResult
 from dbsnaplake.units import format_size
 from dbsnaplake.version import __version__
@@ -459,6 +459,11 @@ def status(staging: str, output: str) -> None:
 
     json_output = _json_output("status", output)
     result = run_status(staging)
+    if not result.found:
+        raise StageError(
+            f"nothing at {result.staging}: no dbsnaplake run has planned there — check the path (the staging folder "
+            "given to 'dbsnaplake run --staging')"
+        )
     if json_output:
         print_document("status", {"ok": True, **result.to_dict()})
     else:

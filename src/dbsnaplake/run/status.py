@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dbsnaplake import storage
-from dbsnaplake.errors import StageError
 from dbsnaplake.ledger import COMPACT, ETL, Ledger, Stage, read_commit
 from dbsnaplake.run.lock import current_holder
 from dbsnaplake.units import format_size
@@ -43,6 +42,8 @@ class RunStatus:
     version_root: str | None
     running: dict[str, Any] | None
     """The run holding the staging area right now, if any."""
+    found: bool = True
+    """Whether anything of a run is there at all (a mistyped path finds nothing)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,11 +90,6 @@ def run_status(staging: str) -> RunStatus:
     """Read the state of the staging area ``staging`` (the data-lake folder is taken from its plan)."""
     ledger = Ledger.of_staging(staging)
     plan = ledger.read_plan()
-    if plan is None and not storage.list_files(ledger.location.s3dir_staging_manifest):
-        raise StageError(
-            f"nothing at {ledger.location.s3dir_staging}: no dbsnaplake run has planned there — check the path (the "
-            "staging folder given to 'dbsnaplake run --staging')"
-        )
     compaction = ledger.read_compaction_plan() if plan else None
     stages = []
     if plan:
@@ -112,4 +108,5 @@ def run_status(staging: str) -> RunStatus:
         published=commit is not None and plan is not None and commit.fingerprint == plan.fingerprint,
         version_root=plan.version_root if plan else None,
         running=holder.to_dict() if holder else None,
+        found=plan is not None or bool(storage.list_files(ledger.location.s3dir_staging_manifest)),
     )
