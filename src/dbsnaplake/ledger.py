@@ -77,6 +77,15 @@ def read_record(kind: type[S], uri: str) -> S | None:
     return kind.from_json(raw, uri)
 
 
+def read_current(kind: type[S], uri: str) -> S | None:
+    """The record at ``uri``, or ``None`` when there is none or it was written by an earlier release (whatever it
+    recorded is then done again)."""
+    try:
+        return read_record(kind, uri)
+    except RecordError:
+        return None
+
+
 def write_record(uri: str, record: StoredRecord) -> None:
     storage.write_bytes(uri, record.to_json())
 
@@ -105,10 +114,7 @@ class Ledger:
     # ---- plans --------------------------------------------------------------------------------------------
     def read_plan(self) -> PlanResult | None:
         """The plan a previous run completed here, or ``None`` (also for a plan of an older dbsnaplake)."""
-        try:
-            return read_record(PlanResult, self.location.state_file(PLAN_FILE))
-        except RecordError:
-            return None  # written by an older version: planned again
+        return read_current(PlanResult, self.location.state_file(PLAN_FILE))
 
     def require_plan(self) -> PlanResult:
         plan = self.read_plan()
@@ -123,10 +129,7 @@ class Ledger:
         write_record(self.location.state_file(PLAN_FILE), plan)
 
     def read_compaction_plan(self) -> PlanCompactionResult | None:
-        try:
-            return read_record(PlanCompactionResult, self.location.state_file(PLAN_COMPACTION_FILE))
-        except RecordError:
-            return None
+        return read_current(PlanCompactionResult, self.location.state_file(PLAN_COMPACTION_FILE))
 
     def write_compaction_plan(self, plan: PlanCompactionResult) -> None:
         write_record(self.location.state_file(PLAN_COMPACTION_FILE), plan)
@@ -240,20 +243,14 @@ class Ledger:
 
     # ---- how the last run went ---------------------------------------------------------------------------
     def read_run_times(self) -> RunTimes | None:
-        try:
-            return read_record(RunTimes, self.location.state_file(RUN_TIMES_FILE))
-        except RecordError:
-            return None
+        return read_current(RunTimes, self.location.state_file(RUN_TIMES_FILE))
 
     def write_run_times(self, times: RunTimes) -> None:
         write_record(self.location.state_file(RUN_TIMES_FILE), times)
 
     # ---- validation ---------------------------------------------------------------------------------------
     def read_validation(self) -> ValidateResult | None:
-        try:
-            return read_record(ValidateResult, self.location.s3path_validate_datalake_result)
-        except RecordError:
-            return None
+        return read_current(ValidateResult, self.location.s3path_validate_datalake_result)
 
     def write_validation(self, result: ValidateResult) -> None:
         write_record(self.location.s3path_validate_datalake_result, result)
