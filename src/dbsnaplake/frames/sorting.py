@@ -16,12 +16,17 @@ from dbsnaplake.errors import ConfigError
 from dbsnaplake.records import SortKey
 
 
+def sort_indices(table: pa.Table, keys: Sequence[SortKey]) -> pa.Array:
+    """The row numbers of ``table`` in ``keys`` order (stable)."""
+    order = [(k.column, "descending" if k.descending else "ascending") for k in keys]
+    return pc.sort_indices(table.select([k.column for k in keys]), sort_keys=order)
+
+
 def sort_table(table: pa.Table, keys: Sequence[SortKey]) -> pa.Table:
     """Sort rows (stable) by ``keys``."""
     if not keys or table.num_rows < 2:
         return table
-    order = [(k.column, "descending" if k.descending else "ascending") for k in keys]
-    return table.take(pc.sort_indices(table, sort_keys=order))
+    return table.take(sort_indices(table, keys))
 
 
 def is_sorted(table: pa.Table, keys: Sequence[SortKey]) -> bool:
