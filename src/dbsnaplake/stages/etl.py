@@ -1,11 +1,14 @@
 """Stage 2, ETL to staging: one worker reads one snapshot file group, transforms it, partitions it, sorts each
 partition and writes one staging Parquet file per partition, then the group's staging manifest.
 
-Memory stays near the group's size on disk, not a multiple of it: the group is processed one file at a time
-(read, transform, split by partition, sort), and each file's sorted slice of a partition is kept as a sorted
-*run*, zstd-compressed Arrow IPC in memory. At the end each partition's runs are merged (sorted) and streamed
-into its staging file. The transform is therefore applied to one snapshot file at a time: it must work row
-by row (SQL ``SELECT`` expressions, ``with_columns``, filters), not aggregate across files.
+The group's files are read into *chunks* of about 32 MiB of Arrow (many small files together, or a big Parquet
+file a row group at a time), and each chunk is transformed, split by partition and converted to the lake's types at
+once: the cost per file is a read, not a transform. Each partition's rows stay in memory as plain Arrow; at the end
+they are sorted once (one sort of the key columns, then a few gathers) and streamed into the partition's staging
+file, written with a cheap codec (staging is temporary). Should a group's rows outgrow ``--worker-memory`` (the
+planner sizes groups so they do not), the biggest partitions are sorted and spilled to local disk as runs, merged
+with the rest at the end. The transform is applied to a chunk of files at a time: it must work row by row (SQL
+``SELECT`` expressions, ``with_columns``, filters), not aggregate across rows.
 
 Output names derive from the group number alone (``datalake/<partition>/group-000007.parquet``), so a rerun of
 a group overwrites its own files instead of adding new ones.
@@ -67,6 +70,7 @@ STAGING_ROW_GROUP_ROWS = 65_536  # small row groups keep the compaction merge's 
 STAGING_COMPRESSION = "lz4_raw"
 """Staging files are temporary: a cheap codec (written and read once more by compaction). Low-cardinality columns
 are dictionary-encoded as in the lake (that is what makes them small), the others stay plain."""
+GATHERS = 4  # a partition's sorted rows are gathered in this many parts: 1/4 of it more in memory at most
 SPILL_ROWS = 65_536  # rows per batch of a spilled run, read back one batch at a time while merging
 
 
@@ -104,14 +108,17 @@ class PartitionRows:
 
 
 def sorted_slices(table: pa.Table, sort_by: Sequence[SortKey], rows: int) -> Iterator[pa.Table]:
-    """``table`` in ``sort_by`` order, ``rows`` rows at a time: one sort of the keys, then a gather per slice, so
-    the sorted copy is never whole in memory."""
+    """``table`` in ``sort_by`` order, ``rows`` rows at a time: one sort of the keys, then a few gathers (a gather
+    from a table of many chunks costs about as much however few rows it takes), so the sorted copy is never whole
+    in memory."""
     if not sort_by or table.num_rows < 2:
         yield from (table.slice(start, rows) for start in range(0, table.num_rows, rows))
         return
     indices = sort_indices(table, sort_by)
-    for start in range(0, table.num_rows, rows):
-        yield table.take(indices.slice(start, rows))
+    step = max(rows, -(-table.num_rows // GATHERS))
+    for start in range(0, table.num_rows, step):
+        gathered = table.take(indices.slice(start, step))
+        yield from (gathered.slice(offset, rows) for offset in range(0, gathered.num_rows, rows))
 
 
 def _read_spilled(path: Path, schema: pa.Schema) -> Iterator[pa.Table]:
