@@ -276,7 +276,7 @@ def read_table(uri: str, size: int | None = None, csv: CsvFormat | None = None) 
     try:
         if fmt.kind == PARQUET:
             source = pa.BufferReader(storage.read_bytes(uri)) if storage.is_s3(uri) else uri
-            table = pq.read_table(source, memory_map=not storage.is_s3(uri))
+            table = pq.ParquetFile(source, memory_map=not storage.is_s3(uri)).read()  # read_table: 1 ms more a file
             refuse_duplicate_columns(table.schema, uri)
             return table
         data = storage.read_bytes(uri)
