@@ -292,9 +292,10 @@ def read_table(uri: str, size: int | None = None, csv: CsvFormat | None = None) 
 
 
 def read_parquet_row_groups(uri: str, size: int | None = None) -> Iterator[pa.Table]:
-    """A Parquet file one row group at a time (ranged reads on S3): a file bigger than memory can be read."""
+    """A Parquet file one row group at a time (ranged reads on S3; plain reads on local disk, whose pages would
+    count in the worker's memory if mapped): a file bigger than memory can be read."""
     try:
-        with storage.open_input_file(uri, size) as f:
+        with storage.open_input_file(uri, size) if storage.is_s3(uri) else pa.OSFile(uri) as f:
             parquet = pq.ParquetFile(f)
             refuse_duplicate_columns(parquet.schema_arrow, uri)
             for index in range(parquet.num_row_groups):
