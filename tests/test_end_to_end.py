@@ -132,3 +132,21 @@ def test_compacted_files_land_within_ten_percent_of_the_target(local_root: str) 
     assert result.validation.files_near_target >= 0.95
     for uri in lake_files(config):
         assert storage.head(uri).size <= 1.1 * target, f"{uri} is larger than the target"
+
+
+def test_a_group_past_the_memory_budget_is_spilled_and_merged(local_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny chunks (each file read a row group at a time) and no room for rows in memory: every chunk's rows are
+    spilled to local disk as sorted runs and merged at the end; the lake holds the same rows, sorted."""
+    from dbsnaplake.stages import etl
+
+    monkeypatch.setattr(etl, "ETL_CHUNK_BYTES", 1_000)
+    monkeypatch.setattr(etl, "etl_rows_budget", lambda memory: 1)
+    manifest = make_orders_snapshot(local_root, n_files=6, rows_per_file=1_000)
+    config = orders_config(local_root, manifest, group_size=10**9)
+
+    result = run_pipeline(config)
+
+    assert result.validation.ok and len(result.plan.group_manifests) == 1
+    same_rows(read_lake(config), expected_rows(config), key="order_id")
+    for uri in lake_files(config):
+        assert is_sorted(read_file(uri), config.sort_by), f"{uri} is not sorted by order_time"

@@ -16,12 +16,17 @@ from dbsnaplake.errors import ConfigError
 from dbsnaplake.records import SortKey
 
 
+def sort_indices(table: pa.Table, keys: Sequence[SortKey]) -> pa.Array:
+    """The row numbers of ``table`` in ``keys`` order (stable)."""
+    order = [(k.column, "descending" if k.descending else "ascending") for k in keys]
+    return pc.sort_indices(table.select([k.column for k in keys]), sort_keys=order)
+
+
 def sort_table(table: pa.Table, keys: Sequence[SortKey]) -> pa.Table:
     """Sort rows (stable) by ``keys``."""
     if not keys or table.num_rows < 2:
         return table
-    order = [(k.column, "descending" if k.descending else "ascending") for k in keys]
-    return table.take(pc.sort_indices(table, sort_keys=order))
+    return table.take(sort_indices(table, keys))
 
 
 def is_sorted(table: pa.Table, keys: Sequence[SortKey]) -> bool:
@@ -108,41 +113,72 @@ def _count_not_after(rows: _RowKeys, n_rows: int, bound: tuple[Any, ...]) -> int
     return lo
 
 
+class _Run:
+    """One sorted run being merged: its current table, the keys of that table's first and last rows, and the run's
+    next table read ahead, so a run that has no more rows is known as soon as its last table is read."""
+
+    def __init__(self, tables: Iterator[pa.Table], keys: Sequence[SortKey]) -> None:
+        self._tables = tables
+        self._keys = keys
+        self._ahead = _next_nonempty(tables)
+        self.table = pa.table({})
+        self.advance()
+
+    @property
+    def done(self) -> bool:
+        """No rows after the current table's."""
+        return self._ahead is None
+
+    def advance(self) -> None:
+        """Make the table read ahead the current one, and read the next."""
+        self.table = self._ahead if self._ahead is not None else pa.table({})
+        self._ahead = _next_nonempty(self._tables) if self._ahead is not None else None
+        self._rows = _RowKeys(self.table, self._keys) if self.table.num_rows else None
+        self.first = self._rows.key(0) if self._rows else ()
+        self.last = self._rows.key(self.table.num_rows - 1) if self._rows else ()
+
+    def take_not_after(self, bound: tuple[Any, ...] | None) -> pa.Table | None:
+        """Remove and return the leading rows whose key is <= ``bound`` (every row when ``bound`` is ``None``)."""
+        if bound is not None and self.first > bound:
+            return None
+        n = self.table.num_rows if bound is None or not self.last > bound else self._count_not_after(bound)
+        taken = self.table.slice(0, n)
+        if n == self.table.num_rows:
+            self.advance()
+        else:
+            self.table = self.table.slice(n)
+            self._rows = _RowKeys(self.table, self._keys)
+            self.first = self._rows.key(0)
+        return taken
+
+    def _count_not_after(self, bound: tuple[Any, ...]) -> int:
+        assert self._rows is not None
+        return _count_not_after(self._rows, self.table.num_rows, bound)
+
+
 def merge_sorted_runs(runs: Iterable[Iterator[pa.Table]], keys: Sequence[SortKey]) -> Iterator[pa.Table]:
     """Merge runs that are each sorted by ``keys`` into one sorted stream of tables.
 
-    Each run yields tables (e.g. the row groups of one sorted staging file). Only one table per run is held
-    at a time. Each round takes the smallest "last key" over the runs' current tables (the frontier): every
-    buffered row at or before it can be emitted, since no run can later produce a smaller row. Those rows are
-    sorted together and yielded; the run that set the frontier is then fully consumed and refilled.
+    Each run yields tables (e.g. the row groups of one sorted staging file). At most two tables per run are held at
+    a time (the current one and the next, read ahead). Each round takes the smallest "last key" over the current
+    tables of the runs that have more rows to come (the frontier): every buffered row at or before it can be
+    emitted, since no run can later produce a smaller row. Those rows are sorted together and yielded; the run that
+    set the frontier moves on to its next table. Runs whose first buffered row is past the frontier are skipped
+    without a search, and runs with no more tables do not hold the frontier back: many small runs (one table each)
+    are merged in one sort, not one round per run.
     """
-    buffers: list[tuple[pa.Table, Iterator[pa.Table]]] = []
-    for run in runs:
-        first = _next_nonempty(run)
-        if first is not None:
-            buffers.append((first, run))
-    while buffers:
-        if len(buffers) == 1:
-            table, run = buffers[0]
-            yield table
-            yield from (t for t in run if t.num_rows)
+    active = [run for run in (_Run(tables, keys) for tables in runs) if run.table.num_rows]
+    while active:
+        if len(active) == 1:
+            yield active[0].table
+            while not active[0].done:
+                active[0].advance()
+                yield active[0].table
             return
-        row_keys = [_RowKeys(table, keys) for table, _ in buffers]
-        last_keys = [rk.key(table.num_rows - 1) for rk, (table, _) in zip(row_keys, buffers, strict=True)]
-        frontier = min(last_keys)
-        emitted: list[pa.Table] = []
-        refilled: list[tuple[pa.Table, Iterator[pa.Table]]] = []
-        for rk, (table, run) in zip(row_keys, buffers, strict=True):
-            n = _count_not_after(rk, table.num_rows, frontier)
-            if n:
-                emitted.append(table.slice(0, n))
-            if n < table.num_rows:
-                refilled.append((table.slice(n), run))
-            else:
-                nxt = _next_nonempty(run)
-                if nxt is not None:
-                    refilled.append((nxt, run))
-        buffers = refilled
+        pending = [run.last for run in active if not run.done]
+        frontier = min(pending) if pending else None  # None: every run is in memory, emit it all
+        emitted = [taken for run in active if (taken := run.take_not_after(frontier)) is not None]
+        active = [run for run in active if run.table.num_rows]
         yield sort_table(pa.concat_tables(emitted), keys)
 
 

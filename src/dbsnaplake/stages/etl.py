@@ -1,11 +1,14 @@
 """Stage 2, ETL to staging: one worker reads one snapshot file group, transforms it, partitions it, sorts each
 partition and writes one staging Parquet file per partition, then the group's staging manifest.
 
-Memory stays near the group's size on disk, not a multiple of it: the group is processed one file at a time
-(read, transform, split by partition, sort), and each file's sorted slice of a partition is kept as a sorted
-*run*, zstd-compressed Arrow IPC in memory. At the end each partition's runs are merged (sorted) and streamed
-into its staging file. The transform is therefore applied to one snapshot file at a time: it must work row
-by row (SQL ``SELECT`` expressions, ``with_columns``, filters), not aggregate across files.
+The group's files are read into *chunks* of about 32 MiB of Arrow (many small files together, or a big Parquet
+file a row group at a time), and each chunk is transformed, split by partition and converted to the lake's types at
+once: the cost per file is a read, not a transform. Each partition's rows stay in memory as plain Arrow; at the end
+they are sorted once (one sort of the key columns, then a few gathers) and streamed into the partition's staging
+file, written with a cheap codec (staging is temporary). Should a group's rows outgrow ``--worker-memory`` (the
+planner sizes groups so they do not), the biggest partitions are sorted and spilled to local disk as runs, merged
+with the rest at the end. The transform is applied to a chunk of files at a time: it must work row by row (SQL
+``SELECT`` expressions, ``with_columns``, filters), not aggregate across rows.
 
 Output names derive from the group number alone (``datalake/<partition>/group-000007.parquet``), so a rerun of
 a group overwrites its own files instead of adding new ones.
@@ -14,21 +17,30 @@ a group overwrites its own files instead of adding new ones.
 from __future__ import annotations
 
 import itertools
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
-from dbsnaplake.errors import SnapshotError, TransformError
+from dbsnaplake.errors import DbSnapLakeError, SnapshotError, TransformError
 from dbsnaplake.frames import fingerprint
 from dbsnaplake.frames.partitioning import partition_path
-from dbsnaplake.frames.readers import FileToRead, ReadResult, read_snapshot_file
+from dbsnaplake.frames.readers import (
+    PARQUET,
+    FileToRead,
+    ReadResult,
+    detect_format,
+    read_parquet_row_groups,
+    read_snapshot_file,
+)
 from dbsnaplake.frames.schema import conform, decode_schema, encode_schema, unify
-from dbsnaplake.frames.sorting import check_sort_keys, merge_sorted_runs, sort_table
+from dbsnaplake.frames.sorting import check_sort_keys, merge_sorted_runs, sort_indices
 from dbsnaplake.frames.transform import apply_transform
 from dbsnaplake.frames.types import for_polars, lake_schema, to_lake
 from dbsnaplake.frames.writer import open_parquet_writer
@@ -47,50 +59,92 @@ from dbsnaplake.manifest import (
     read_group_manifest,
     write_manifest,
 )
+from dbsnaplake.memory import ETL_CHUNK_BYTES, etl_rows_budget
 from dbsnaplake.progress import Report
 from dbsnaplake.records import EtlResult, GroupTiming, SnapshotFileGroup, SnapshotReader, SortKey, StagingFileGroup
 from dbsnaplake.sources.readers import SOURCE_READERS
 
+COMPAT = pl.CompatLevel.oldest()
+
 STAGING_ROW_GROUP_ROWS = 65_536  # small row groups keep the compaction merge's memory low
-RUN_BATCH_ROWS = 8_192  # runs are decompressed one batch at a time while merging
-RUN_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")  # faster and smaller than lz4 here
+STAGING_COMPRESSION = "lz4_raw"
+"""Staging files are temporary: a cheap codec (written and read once more by compaction). Low-cardinality columns
+are dictionary-encoded as in the lake (that is what makes them small), the others stay plain."""
+GATHERS = 4  # a partition's sorted rows are gathered in this many parts: 1/4 of it more in memory at most
+SPILL_ROWS = 65_536  # rows per batch of a spilled run, read back one batch at a time while merging
 
 
 @dataclass
-class PartitionRuns:
-    """One partition's sorted runs (one per snapshot file), as zstd-compressed Arrow IPC streams in memory."""
+class PartitionRows:
+    """One partition's rows so far: unsorted pieces in memory, and sorted runs spilled to local disk when the
+    group outgrew the worker's memory (rare: the planner sizes groups to fit)."""
 
-    runs: list[pa.Buffer] = field(default_factory=list)
+    pieces: list[pa.Table] = field(default_factory=list)
+    spilled: list[Path] = field(default_factory=list)
     n_record: int = 0
+    nbytes: int = 0
 
     def add(self, table: pa.Table) -> None:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema, options=RUN_IPC_OPTIONS) as writer:
-            writer.write_table(table, max_chunksize=RUN_BATCH_ROWS)
-        self.runs.append(sink.getvalue())
+        self.pieces.append(table)
         self.n_record += table.num_rows
+        self.nbytes += table.nbytes
 
-    def streams(self, schema: pa.Schema, source: str) -> list[Iterator[pa.Table]]:
-        return [_read_run(run, schema, source) for run in self.runs]
+    def held(self, schema: pa.Schema, source: str) -> pa.Table:
+        """The rows in memory as one table of ``schema`` (no copy when every piece has it already)."""
+        return pa.concat_tables([conform(piece, schema, source) for piece in self.pieces])
+
+    def spill(self, folder: Path, sort_by: Sequence[SortKey]) -> int:
+        """Write the rows in memory, sorted, to a local Arrow file; return the bytes freed."""
+        freed = self.nbytes
+        schema = unify([("", piece.schema) for piece in self.pieces])
+        path = folder / f"run-{id(self)}-{len(self.spilled)}.arrow"
+        table = self.held(schema, str(path))
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            for part in sorted_slices(table, sort_by, SPILL_ROWS):
+                writer.write_table(part)
+        self.spilled.append(path)
+        self.pieces, self.nbytes = [], 0
+        return freed
 
 
-def _read_run(run: pa.Buffer, schema: pa.Schema, source: str) -> Iterator[pa.Table]:
-    for batch in pa.ipc.open_stream(run):
-        yield conform(pa.Table.from_batches([batch]), schema, source)
+def sorted_slices(table: pa.Table, sort_by: Sequence[SortKey], rows: int) -> Iterator[pa.Table]:
+    """``table`` in ``sort_by`` order, ``rows`` rows at a time: one sort of the keys, then a few gathers (a gather
+    from a table of many chunks costs about as much however few rows it takes), so the sorted copy is never whole
+    in memory."""
+    if not sort_by or table.num_rows < 2:
+        yield from (table.slice(start, rows) for start in range(0, table.num_rows, rows))
+        return
+    indices = sort_indices(table, sort_by)
+    step = max(rows, -(-table.num_rows // GATHERS))
+    for start in range(0, table.num_rows, step):
+        gathered = table.take(indices.slice(start, step))
+        yield from (gathered.slice(offset, rows) for offset in range(0, gathered.num_rows, rows))
+
+
+def _read_spilled(path: Path, schema: pa.Schema) -> Iterator[pa.Table]:
+    with pa.OSFile(str(path), "rb") as source:
+        reader = pa.ipc.open_file(source)
+        for index in range(reader.num_record_batches):
+            yield conform(pa.Table.from_batches([reader.get_batch(index)]), schema, str(path))
 
 
 def read_group_file(
     file: FileToRead, schema: pa.Schema | None, reader: SnapshotReader | None, on_bad_value: str
-) -> ReadResult:
-    """One snapshot file as a table (conformed to the group's schema when known); its record count checked."""
+) -> Iterator[ReadResult]:
+    """One snapshot file's rows (conformed to the group's schema when known), whole or a row group at a time for
+    a Parquet file bigger than a chunk; its record count checked once all are read."""
     file.check_unchanged()
-    result = read_snapshot_file(file, reader, on_bad_value, SOURCE_READERS)
-    table = result.table
-    if file.expected_records is not None and table.num_rows != file.expected_records:
-        raise SnapshotError(f"{file.uri} holds {table.num_rows} records but the manifest says {file.expected_records}")
-    if schema is not None:
-        table = conform(table, schema, file.uri)
-    return ReadResult(table, result.n_bad_value)
+    if reader is None and (file.size or 0) > ETL_CHUNK_BYTES and detect_format(file.uri).kind == PARQUET:
+        results: Iterable[ReadResult] = (ReadResult(t) for t in read_parquet_row_groups(file.uri, file.size))
+    else:
+        results = [read_snapshot_file(file, reader, on_bad_value, SOURCE_READERS)]
+    n_record = 0
+    for result in results:
+        n_record += result.table.num_rows
+        table = result.table if schema is None else conform(result.table, schema, file.uri)
+        yield ReadResult(table, result.n_bad_value)
+    if file.expected_records is not None and n_record != file.expected_records:
+        raise SnapshotError(f"{file.uri} holds {n_record} records but the manifest says {file.expected_records}")
 
 
 def group_files(manifest: Manifest) -> Iterator[FileToRead]:
@@ -123,6 +177,110 @@ def split_partitions(frame: pl.DataFrame, keys: tuple[str, ...]) -> list[tuple[s
     return [(path, pl.concat(by_path[path])) for path in sorted(by_path)]
 
 
+@dataclass
+class Chunk:
+    """Snapshot rows read but not yet transformed: pieces of one schema, by the file they came from."""
+
+    files: list[tuple[str, list[pa.Table]]] = field(default_factory=list)
+    nbytes: int = 0
+
+    def fits(self, table: pa.Table) -> bool:
+        return not self.files or self.files[0][1][0].schema.equals(table.schema)
+
+    def add(self, table: pa.Table, uri: str) -> None:
+        if not self.files or self.files[-1][0] != uri:
+            self.files.append((uri, []))
+        self.files[-1][1].append(table)
+        self.nbytes += table.nbytes
+
+    def table(self) -> pa.Table:
+        return pa.concat_tables([piece for _, pieces in self.files for piece in pieces])
+
+    @property
+    def where(self) -> str:
+        first = self.files[0][0]
+        return first if len(self.files) == 1 else f"{first} or one of the {len(self.files) - 1} files after it"
+
+
+@dataclass
+class GroupRows:
+    """What a group's transformed rows became: each partition's rows, the output schemas seen, the counts."""
+
+    config: PipelineConfig
+    budget: int
+    spill_folder: Path
+    partitions: dict[str, PartitionRows] = field(default_factory=dict)
+    out_schemas: list[tuple[str, pa.Schema]] = field(default_factory=list)
+    n_record_out: int = 0
+    held: int = 0
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        """Transform, split and keep one chunk's rows; on a failure with several files, the file that fails is
+        named (each file alone is transformed again to find it)."""
+        try:
+            self._add(chunk.table(), chunk.where)
+        except DbSnapLakeError:
+            if len(chunk.files) < 2:
+                raise
+            for uri, pieces in chunk.files:
+                self._add(pa.concat_tables(pieces), uri, dry_run=True)
+            raise
+        if self.held > self.budget:
+            self.spill()
+
+    def _add(self, table: pa.Table, where: str, dry_run: bool = False) -> None:
+        config = self.config
+        out = transform_file(config.transform, table, where)
+        config.require_output_columns(out.columns)
+        polars_schema = out.head(0).drop(list(config.partition_by)).to_arrow(compat_level=COMPAT).schema
+        schema = lake_schema(polars_schema, table.schema, config.keep_nanoseconds)
+        check_sort_keys(schema, config.sort_by, where)
+        parts = [
+            (path, to_lake(part.to_arrow(compat_level=COMPAT), table.schema, config.keep_nanoseconds, where))
+            for path, part in split_partitions(out, config.partition_by)
+        ]
+        if dry_run:
+            return
+        self.n_record_out += out.height
+        if not any(schema.equals(seen) for _, seen in self.out_schemas):
+            self.out_schemas.append((where, schema))
+        for path, arrow in parts:
+            self.partitions.setdefault(path, PartitionRows()).add(arrow)
+            self.held += arrow.nbytes
+
+    def spill(self) -> None:
+        """Move every partition's rows in memory to sorted runs on local disk, biggest first, until under budget."""
+        for rows in sorted(self.partitions.values(), key=lambda r: -r.nbytes):
+            if self.held <= self.budget // 2 or not rows.pieces:
+                break
+            self.held -= rows.spill(self.spill_folder, self.config.sort_by)
+
+
+def read_group(
+    files: Iterable[FileToRead], header: SnapshotFileGroup, rows: GroupRows, report: Report | None
+) -> tuple[int, int]:
+    """Read the group's files into chunks and hand each to ``rows``; return (records read, bad values)."""
+    config = rows.config
+    schema = decode_schema(header.schema) if header.schema else None
+    chunk = Chunk()
+    n_record_in = n_bad_value = 0
+    for file in files:
+        file_rows = 0
+        for read in read_group_file(file, schema, header.reader, config.on_bad_value):
+            n_bad_value += read.n_bad_value
+            file_rows += read.table.num_rows
+            if not chunk.fits(read.table) or chunk.nbytes >= ETL_CHUNK_BYTES:
+                rows.add_chunk(chunk)
+                chunk = Chunk()
+            chunk.add(read.table, file.uri)
+        n_record_in += file_rows
+        if report is not None:
+            report(1, file.size or 0, file_rows)
+    if chunk.files:
+        rows.add_chunk(chunk)
+    return n_record_in, n_bad_value
+
+
 def rebatch(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
     """Concatenate a stream of small tables into tables of at least ``rows`` rows (the last may be smaller)."""
     pending: list[pa.Table] = []
@@ -137,17 +295,24 @@ def rebatch(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
         yield pa.concat_tables(pending)
 
 
-def write_staging_file(
-    uri: str, runs: PartitionRuns, schema: pa.Schema, sort_by: Sequence[SortKey], compression: str
-) -> tuple[int, int]:
-    """Merge a partition's sorted runs into one staging Parquet file; return its size and its rows' fingerprint."""
-    streams = runs.streams(schema, uri)
-    merged = merge_sorted_runs(streams, sort_by) if sort_by else itertools.chain.from_iterable(streams)
-    tables = rebatch(merged, STAGING_ROW_GROUP_ROWS)
+def partition_stream(rows: PartitionRows, schema: pa.Schema, sort_by: Sequence[SortKey], source: str) -> Iterator[pa.Table]:
+    """A partition's rows in ``sort_by`` order: its rows in memory sorted once, merged with its spilled runs."""
+    held = rows.held(schema, source) if rows.pieces else None
+    rows.pieces = []
+    in_memory = sorted_slices(held, sort_by, STAGING_ROW_GROUP_ROWS) if held is not None else iter(())
+    if not rows.spilled:
+        return in_memory
+    runs = [_read_spilled(path, schema) for path in rows.spilled] + [in_memory]
+    merged = merge_sorted_runs(runs, sort_by) if sort_by else itertools.chain.from_iterable(runs)
+    return rebatch(merged, STAGING_ROW_GROUP_ROWS)
+
+
+def write_staging_file(uri: str, tables: Iterator[pa.Table]) -> tuple[int, int]:
+    """Write a partition's rows (in order) into one staging Parquet file; return its size and its rows' fingerprint."""
     first = next(tables)  # a partition has at least one row
     rows_fingerprint = 0
     with storage.atomic_output(uri) as local:
-        with open_parquet_writer(local, first, compression) as writer:
+        with open_parquet_writer(local, first, STAGING_COMPRESSION) as writer:
             for table in itertools.chain([first], tables):
                 writer.write_table(table, row_group_size=STAGING_ROW_GROUP_ROWS)
                 rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(table)])
@@ -163,47 +328,27 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
     manifest, header = read_group_manifest(group_manifest, SnapshotFileGroup)
     config = planned_config(header.settings, config, group_manifest)
     group = header.group
-    input_schema = decode_schema(header.schema) if header.schema else None
-    partitions: dict[str, PartitionRuns] = {}
-    out_schemas: list[tuple[str, pa.Schema]] = []
-    n_record_in = n_record_out = n_bad_value = 0
-    for file in group_files(manifest):
-        uri = file.uri
-        read = read_group_file(file, input_schema, header.reader, config.on_bad_value)
-        table = read.table
-        n_bad_value += read.n_bad_value
-        n_record_in += table.num_rows
-        source_schema = table.schema
-        if report is not None:
-            report(1, file.size or 0, table.num_rows)
-        out = transform_file(config.transform, table, uri)
-        del table
-        config.require_output_columns(out.columns)
-        n_record_out += out.height
-        polars_schema = out.drop(list(config.partition_by)).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
-        schema = lake_schema(polars_schema, source_schema, config.keep_nanoseconds)
-        check_sort_keys(schema, config.sort_by, uri)
-        if not any(schema.equals(seen) for _, seen in out_schemas):
-            out_schemas.append((uri, schema))
-        for path, part in split_partitions(out, config.partition_by):
-            arrow = to_lake(part.to_arrow(compat_level=pl.CompatLevel.oldest()), source_schema, config.keep_nanoseconds, uri)
-            partitions.setdefault(path, PartitionRuns()).add(sort_table(arrow, config.sort_by))
-    out_schema = unify(out_schemas)
+    with tempfile.TemporaryDirectory(prefix="dbsnaplake-etl-") as spill_folder:  # for runs spilled, if any
+        rows = GroupRows(config, etl_rows_budget(config.memory_per_worker), Path(spill_folder))
+        n_record_in, n_bad_value = read_group(group_files(manifest), header, rows, report)
+        out_schema = unify(rows.out_schemas)
 
-    uris: list[str] = []
-    sizes: list[int] = []
-    fingerprints: list[int] = []
-    counts: list[int | None] = []
-    paths: list[str] = []
-    for path in sorted(partitions):
-        uri = config.location.staging_file(path, group)
-        runs = partitions.pop(path)
-        size, rows_fingerprint = write_staging_file(uri, runs, out_schema, config.sort_by, config.compression)
-        sizes.append(size)
-        fingerprints.append(rows_fingerprint)
-        uris.append(uri)
-        counts.append(runs.n_record)
-        paths.append(path)
+        uris: list[str] = []
+        sizes: list[int] = []
+        fingerprints: list[int] = []
+        counts: list[int | None] = []
+        paths: list[str] = []
+        for path in sorted(rows.partitions):
+            uri = config.location.staging_file(path, group)
+            partition = rows.partitions.pop(path)
+            stream = partition_stream(partition, out_schema, config.sort_by, uri)
+            size, rows_fingerprint = write_staging_file(uri, stream)
+            sizes.append(size)
+            fingerprints.append(rows_fingerprint)
+            uris.append(uri)
+            counts.append(partition.n_record)
+            paths.append(path)
+    n_record_out = rows.n_record_out
 
     summary = config.location.group_manifest_summary(STAGING_FILE_GROUPS_FOLDER, group)
     write_manifest(
@@ -222,6 +367,7 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
             partition_by=config.partition_by,
             schema=encode_schema(out_schema),
             rows_fingerprint_algorithm=fingerprint.ALGORITHM,
+            staging_compression=STAGING_COMPRESSION,
         ),
         data_uri=config.location.group_manifest_data(STAGING_FILE_GROUPS_FOLDER, group),
     )

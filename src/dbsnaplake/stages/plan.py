@@ -27,7 +27,14 @@ from dbsnaplake.binpack import pack_in_order
 from dbsnaplake.config.settings import PipelineConfig
 from dbsnaplake.errors import ConfigError, DbSnapLakeError, SnapshotError
 from dbsnaplake.frames.partitioning import check_column_names, check_no_empty_names, partition_path
-from dbsnaplake.frames.readers import PARQUET, FileToRead, detect_format, read_parquet_footer, read_snapshot_file
+from dbsnaplake.frames.readers import (
+    PARQUET,
+    FileToRead,
+    detect_format,
+    read_parquet_footer,
+    read_parquet_row_groups,
+    read_snapshot_file,
+)
 from dbsnaplake.frames.schema import decode_schema, encode_schema, unify
 from dbsnaplake.frames.sorting import check_sort_keys
 from dbsnaplake.frames.transform import apply_transform, output_schema
@@ -45,6 +52,7 @@ from dbsnaplake.manifest import (
     read_manifest,
     write_manifest,
 )
+from dbsnaplake.memory import ETL_CHUNK_BYTES, ETL_WORKING_COPIES, ROWS_MEMORY_PER_BYTE, WORKER_BASE_MEMORY
 from dbsnaplake.progress import NoProgress, Progress
 from dbsnaplake.records import Estimate, GroupSizeChoice, PlanResult, SnapshotFileGroup, SnapshotReader, SnapshotStats
 from dbsnaplake.roots import check_roots
@@ -57,27 +65,26 @@ MIN_GROUP_SIZE = 16 * MiB
 INSPECT_ALL_UP_TO = 10_000
 INSPECT_SAMPLE = 1_000
 GROUPS_PER_WORKER = 4
-WORKER_BASE_MEMORY = 300 * MiB  # the interpreter with pyarrow and polars loaded, and allocator slack
-RUN_MEMORY_PER_BYTE = 2  # ETL keeps a group's sorted runs compressed, then merges them: ~2 bytes per byte on disk
-FILE_WORKING_COPIES = 4  # one file at a time is read, transformed, split and sorted
 
 
 def choose_group_size(stats: SnapshotStats, workers: int, memory_per_worker: int) -> GroupSizeChoice:
     """The most snapshot bytes one ETL group may hold: small enough to fit a worker's memory, and small
     enough that every worker gets several groups (so work balances), but not uselessly small.
 
-    An ETL worker needs about ``2 x group size + 300 MiB`` plus the working copies of its largest file.
+    An ETL worker needs about ``300 MiB + 4 x 32 MiB`` (a chunk of files being transformed) plus
+    ``4 x group size x uncompressed ratio`` (the group's rows, in Arrow, until sorted: see :mod:`dbsnaplake.memory`).
     """
-    file_working = int(stats.max_file_size * max(stats.in_memory_ratio, 1.0) * FILE_WORKING_COPIES)
-    free = max(0, memory_per_worker - WORKER_BASE_MEMORY - file_working)
-    by_memory = max(MiB, free // RUN_MEMORY_PER_BYTE)
+    ratio = max(stats.in_memory_ratio, 1.0)
+    working = ETL_WORKING_COPIES * ETL_CHUNK_BYTES
+    free = max(0, memory_per_worker - WORKER_BASE_MEMORY - working)
+    by_memory = max(MiB, int(free / (ROWS_MEMORY_PER_BYTE * ratio)))
     by_balance = -(-stats.size // (workers * GROUPS_PER_WORKER))
     size = max(min(by_memory, by_balance), min(MIN_GROUP_SIZE, by_memory))
     reason = (
         f"group size {format_size(size)} = min(memory: ({format_size(memory_per_worker)} per worker - "
-        f"{format_size(WORKER_BASE_MEMORY)} - {format_size(file_working)} for the largest file) / "
-        f"{RUN_MEMORY_PER_BYTE} = {format_size(by_memory)}, balance: {format_size(stats.size)} / "
-        f"({workers} workers x {GROUPS_PER_WORKER}) = {format_size(by_balance)}), "
+        f"{format_size(WORKER_BASE_MEMORY)} - {format_size(working)} for a chunk of files) / "
+        f"({ROWS_MEMORY_PER_BYTE:g} x {ratio:.1f} in memory) = {format_size(by_memory)}, balance: "
+        f"{format_size(stats.size)} / ({workers} workers x {GROUPS_PER_WORKER}) = {format_size(by_balance)}), "
         f"at least {format_size(min(MIN_GROUP_SIZE, by_memory))}"
     )
     return GroupSizeChoice(size, reason)
@@ -201,6 +208,22 @@ def sample_indices(sizes: list[int], n: int = SAMPLE_FILES, most: int = SAMPLE_B
     return chosen
 
 
+def read_sample(file: FileToRead, reader: SnapshotReader | None, on_bad_value: str) -> tuple[pa.Table, int]:
+    """A file's rows as the ETL stage reads them, and the bytes on disk they stand for: only the first row groups
+    (about :data:`SAMPLE_BYTES`) of a bigger Parquet file, so planning holds no more of it than ETL does."""
+    size = file.size or 0
+    if reader is not None or size <= SAMPLE_BYTES or detect_format(file.uri).kind != PARQUET:
+        return read_snapshot_file(file, reader, on_bad_value, SOURCE_READERS).table, size
+    footer = read_parquet_footer(file.uri, size)
+    pieces: list[pa.Table] = []
+    for piece in read_parquet_row_groups(file.uri, size):
+        pieces.append(piece)
+        if sum(p.num_rows for p in pieces) * size >= SAMPLE_BYTES * max(1, footer.n_record):
+            break
+    table = pa.concat_tables(pieces)
+    return table, round(size * table.num_rows / max(1, footer.n_record))
+
+
 def estimate_run(
     config: PipelineConfig, files: pa.Table, reader: SnapshotReader | None, stats: SnapshotStats, groups: list[list[int]]
 ) -> Estimate:
@@ -209,13 +232,14 @@ def estimate_run(
     chosen = sample_indices(sizes)
     counts: dict[str, int] = {}
     partitions_per_file: list[int] = []
-    rows = encoded = 0
+    rows = encoded = sample_bytes = 0
     start = time.perf_counter()
     for index in chosen:
         row = files.slice(index, 1).to_pylist()[0]
         extras = {k: v for k, v in row.items() if k not in FILES_SCHEMA.names}  # a source's columns (checksums, ...)
         file = FileToRead(row[URI], row[SIZE], None, extras, row[ETAG])
-        table = read_snapshot_file(file, reader, config.on_bad_value, SOURCE_READERS).table
+        table, read_bytes = read_sample(file, reader, config.on_bad_value)
+        sample_bytes += read_bytes
         frame = apply_transform(config.transform, pl.from_arrow(for_polars(table, file.uri), rechunk=False))  # type: ignore[arg-type]
         rows += frame.height
         keys = list(config.partition_by)
@@ -232,7 +256,6 @@ def estimate_run(
         pq.write_table(frame.drop(keys).to_arrow(), sink, compression=config.compression)
         encoded += sink.tell()
     seconds = max(1e-3, time.perf_counter() - start)
-    sample_bytes = sum(sizes[i] for i in chosen)
     total_rows = stats.n_record if stats.n_record is not None else round(rows * stats.size / max(1, sample_bytes))
     partitions = estimate.distinct_values(list(counts.values()), rows, total_rows)
     out_bytes = round(encoded * stats.size / max(1, sample_bytes))

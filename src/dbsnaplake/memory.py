@@ -1,0 +1,33 @@
+"""How much memory the ETL stage needs: one model shared by the planner (which sizes groups to fit
+``--worker-memory``) and the ETL stage (which spills sorted runs to local disk should a group not fit after all).
+
+An ETL worker holds the interpreter (:data:`WORKER_BASE_MEMORY`), the chunk of snapshot files it is transforming
+(up to :data:`ETL_CHUNK_BYTES` of Arrow, held about :data:`ETL_WORKING_COPIES` times while it is converted, split and
+cast), and the group's transformed rows, uncompressed Arrow, until they are sorted and written: about
+:data:`ROWS_MEMORY_PER_BYTE` bytes per uncompressed byte of snapshot file (its size on disk times the footers'
+uncompressed-to-compressed ratio).
+"""
+
+from __future__ import annotations
+
+MiB = 1024**2
+WORKER_BASE_MEMORY = 300 * MiB  # the interpreter with pyarrow and polars loaded, and allocator slack
+ETL_CHUNK_BYTES = 32 * MiB
+"""Snapshot files are read until their rows take this much memory, then transformed and split together: a thousand
+tiny files cost one transform, not a thousand; a big Parquet file is read a row group at a time."""
+ETL_WORKING_COPIES = 4
+"""A chunk is held at most about this many times at once while it is transformed, split and converted."""
+ROWS_MEMORY_PER_BYTE = 4.0
+"""Worker memory per uncompressed Parquet byte of a group (the footers' sizes), measured: its transformed rows are
+about twice as big in Arrow (strings, the transform's columns), and the allocators (Polars' and Arrow's) hold about
+as much again; the sort's indices and the gathered quarter of a partition fit in the rest."""
+
+
+ROWS_ARROW_PER_BYTE = 2.0
+"""Arrow bytes of transformed rows per uncompressed Parquet byte read (part of :data:`ROWS_MEMORY_PER_BYTE`)."""
+
+
+def etl_rows_budget(memory_per_worker: int) -> int:
+    """Arrow bytes of transformed rows an ETL worker keeps in memory before it spills sorted runs to local disk."""
+    free = memory_per_worker - WORKER_BASE_MEMORY - ETL_WORKING_COPIES * ETL_CHUNK_BYTES
+    return max(ETL_CHUNK_BYTES, int(free * ROWS_ARROW_PER_BYTE / ROWS_MEMORY_PER_BYTE))
