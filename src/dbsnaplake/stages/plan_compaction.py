@@ -54,10 +54,10 @@ class PlannedGroup:
 
 def partition_rows(files: pa.Table) -> dict[str, list[int]]:
     """Each partition's rows of the staging file table, in partition order; rows in table order within one."""
-    order = pc.sort_indices(files, sort_keys=[(PARTITION, "ascending")]).to_pylist()  # a stable sort
+    order = pc.sort_indices(files, sort_keys=[(PARTITION, "ascending")])  # a stable sort
     partitions = files[PARTITION].take(order).to_pylist()
     rows: dict[str, list[int]] = {}
-    for partition, row in zip(partitions, order, strict=True):
+    for partition, row in zip(partitions, order.to_pylist(), strict=True):
         rows.setdefault(partition, []).append(row)
     return rows
 
