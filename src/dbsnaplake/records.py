@@ -304,17 +304,27 @@ class StagingFileGroup(StoredRecord):
 
 @dataclass(frozen=True)
 class PartitionFileGroup(StoredRecord):
-    """Header of a partition file group manifest: one compaction worker's partition (or part of one)."""
+    """Header of a partition file group manifest: one compaction worker's partition (or part of one), or several
+    small partitions packed into one task (``packed``)."""
 
     KIND: ClassVar[str] = "partition-file-group"
     group: int
     partition: str
+    """The group's partition; for a packed group, the first of ``packed``."""
     group_in_partition: int
     groups_in_partition: int
     target_file_size: int
     schema: str
     version_root: str
     settings: Mapping[str, Any]
+    packed: tuple[str, ...] = ()
+    """A packed group: these small partitions, each whole (its staging files are the manifest's rows of that
+    ``partition``), so ``group_in_partition`` is 0 and ``groups_in_partition`` 1 for each. Empty: one partition."""
+
+    @property
+    def partitions(self) -> tuple[str, ...]:
+        """The partitions this group writes, in order."""
+        return self.packed or (self.partition,)
 
 
 # ---- group results (done markers) ----------------------------------------------------------------------------
@@ -390,11 +400,29 @@ class CompactResult(StoredRecord):
     files: tuple[WrittenFile, ...]
     timing: GroupTiming | None = None
     """How this run of the group went (None in results of earlier versions)."""
+    file_partitions: tuple[str, ...] = ()
+    """A packed group's results: the partition of each of ``files``, in order. Empty: every file is in
+    ``partition``."""
+    n_copied: int = 0
+    """Files copied as they were from staging (already in the lake's encoding and size), not re-encoded."""
 
     @property
     def processed(self) -> tuple[int, int, int]:
         """Files, bytes and rows the group read."""
         return self.n_file_in, self.size_in, self.n_record
+
+    @property
+    def files_by_partition(self) -> tuple[tuple[str, WrittenFile], ...]:
+        """``(partition, file)`` for each file written."""
+        partitions = self.file_partitions or (self.partition,) * len(self.files)
+        return tuple(zip(partitions, self.files, strict=True))
+
+    @property
+    def what(self) -> str:
+        """The partition(s) the group wrote, for people."""
+        if len(set(self.file_partitions)) > 1:
+            return f"{len(set(self.file_partitions)):,} small partitions ({self.file_partitions[0]} ...)"
+        return self.partition or "(unpartitioned)"
 
 
 @dataclass(frozen=True)

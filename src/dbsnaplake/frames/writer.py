@@ -104,6 +104,7 @@ class RollingParquetWriter:
 
     ``uri_for(k)`` names the k-th file (0-based). ``expected_rows`` is the number of rows that will be written
     in all (known from the manifests); ``bytes_per_row`` is a first guess used until bytes have been written.
+    ``max_row_group_memory`` caps the bytes in memory of the rows buffered for one row group.
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class RollingParquetWriter:
         *,
         balanced: bool = False,
         compression: str = "zstd",
+        max_row_group_memory: int = MAX_ROW_GROUP_MEMORY,
     ) -> None:
         self._uri_for = uri_for
         self._schema = schema
@@ -126,6 +128,7 @@ class RollingParquetWriter:
         self._rows_per_file: list[int] | None = None
         """Balanced mode: the rows of each file after the first, fixed when the first file closes."""
         self._compression = compression
+        self._max_row_group_memory = max(1, max_row_group_memory)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._memory_bpr = 0.0
@@ -168,7 +171,7 @@ class RollingParquetWriter:
         return max(1, math.ceil((self._target - self._footer_bytes - file.bytes) / self._bytes_per_row()))
 
     def _rows_for_next_row_group(self, file: _OpenFile) -> int:
-        by_memory = int(MAX_ROW_GROUP_MEMORY / self._memory_bpr) if self._memory_bpr else MAX_ROW_GROUP_ROWS
+        by_memory = int(self._max_row_group_memory / self._memory_bpr) if self._memory_bpr else MAX_ROW_GROUP_ROWS
         by_size = math.ceil(self._target / ROW_GROUPS_PER_FILE / self._bytes_per_row())
         return max(1, min(self._rows_left_in_file(file), MAX_ROW_GROUP_ROWS, by_memory, by_size))
 

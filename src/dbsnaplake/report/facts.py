@@ -94,7 +94,7 @@ class ReportFacts:
             if r.timing is not None
         ]
         runs += [
-            GroupRun(COMPACT, r.group, r.timing, r.size_in, r.partition or "(unpartitioned)")
+            GroupRun(COMPACT, r.group, r.timing, r.size_in, r.what)
             for r in self.compaction
             if r.timing is not None
         ]
@@ -132,7 +132,7 @@ def gather(staging: str) -> ReportFacts:
         notes.append("compaction has not been planned yet")
     elif len(compaction) < len(compaction_plan.group_manifests):
         notes.append(f"compaction finished {len(compaction)} of {len(compaction_plan.group_manifests)} groups")
-    lake_files = [(r.partition, f.size, f.n_record) for r in compaction for f in r.files]
+    lake_files = [(p, f.size, f.n_record) for r in compaction for p, f in r.files_by_partition]
 
     run_times = ledger.read_run_times()
     if run_times is None:

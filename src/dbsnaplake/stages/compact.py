@@ -1,9 +1,17 @@
 """Stage 4, compact: one worker merges one partition file group into data-lake files of about the target size.
 
-Memory stays bounded: staging files are streamed a row group at a time. With ``--sort-by`` the staging files
-are already sorted, so they are merged as sorted runs (see :func:`sorting.merge_sorted_runs`) instead of being
-re-sorted in memory. Output names derive from the group (``part-<group in partition>-<file>.parquet``), so a
-rerun overwrites; files a previous run of this group wrote beyond the new count are removed.
+A group is one partition (or part of a big one), or several small partitions packed into one task (see
+:class:`~dbsnaplake.records.PartitionFileGroup`); each partition of a group is written on its own, one after the
+other, so memory is that of one partition at a time.
+
+A partition whose group is a single staging file already in the target band and in the lake's encoding (codec,
+schema; staging files are sorted) is copied as it is (a server-side copy on S3), not decoded and re-encoded.
+
+Otherwise staging files are streamed a row group at a time (ranged reads of one column chunk each, never the whole
+file), within a share of ``--worker-memory``. With ``--sort-by`` the staging files are already sorted, so they are
+merged as sorted runs (see :func:`sorting.merge_sorted_runs`) instead of being re-sorted in memory. Output names
+derive from the group (``part-<group in partition>-<file>.parquet``), so a rerun overwrites; files a previous run
+of this group wrote beyond the new count are removed. The done-marker is written last.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,24 +32,168 @@ from dbsnaplake.frames.sorting import merge_sorted_runs
 from dbsnaplake.frames.writer import RollingParquetWriter
 from dbsnaplake.layout import DATALAKE_FILE, datalake_file
 from dbsnaplake.ledger import COMPACT, Ledger
-from dbsnaplake.manifest import N_RECORD, SIZE, URI, read_group_manifest
+from dbsnaplake.manifest import N_RECORD, PARTITION, SIZE, URI, Manifest, read_group_manifest
 from dbsnaplake.progress import Report
 from dbsnaplake.records import CompactResult, GroupTiming, PartitionFileGroup, WrittenFile
+from dbsnaplake.storage.parallel import map_io
 
-MERGE_MEMORY = 256 * 1024**2
+MERGE_MEMORY_SHARE = 0.25
+"""Share of ``--worker-memory`` for the batches of the staging files being merged (one batch per file)."""
+ROW_GROUP_MEMORY_SHARE = 0.25
+"""Share of ``--worker-memory`` for the rows buffered for one data-lake row group."""
 IN_MEMORY_RATIO_GUESS = 4.0
+COPY_SIZE_TOLERANCE = 0.1
+"""A single staging file up to 10 % over the target is copied: validation's band for files near the target."""
+MAX_COPY_SIZE = 5 * 1024**3
+"""The largest object one S3 CopyObject copies."""
+PARALLEL_IO = 8
+"""Footers read, files copied and partition folders listed at once by a packed group."""
+
+
+@dataclass(frozen=True)
+class PartitionSlice:
+    """What one partition of a group compacts: its staging files, and its place among its partition's groups."""
+
+    partition: str
+    group_in_partition: int
+    groups_in_partition: int
+    uris: tuple[str, ...]
+    sizes: tuple[int, ...]
+    counts: tuple[int, ...]
+
+    @property
+    def n_record(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def size(self) -> int:
+        return sum(self.sizes)
+
+    def output(self, version_root: str, index: int) -> str:
+        return datalake_file(version_root, self.partition, self.group_in_partition, index)
+
+
+def partition_slices(manifest: Manifest, header: PartitionFileGroup) -> list[PartitionSlice]:
+    """The group's partitions in order, each with its staging files (a packed group's rows, by ``partition``)."""
+    uris, sizes, counts = manifest.column(URI), manifest.column(SIZE), manifest.column(N_RECORD)
+    if not header.packed:
+        return [
+            PartitionSlice(
+                header.partition, header.group_in_partition, header.groups_in_partition, tuple(uris), tuple(sizes),
+                tuple(counts),
+            )
+        ]
+    rows: dict[str, list[int]] = {partition: [] for partition in header.packed}
+    for index, partition in enumerate(manifest.column(PARTITION)):
+        if partition not in rows:
+            raise SnapshotError(
+                f"{manifest.summary_uri} lists staging files of partition {partition!r}, which its header does not "
+                "pack: run 'dbsnaplake plan-compaction' again"
+            )
+        rows[partition].append(index)
+    return [
+        PartitionSlice(
+            partition, 0, 1, tuple(uris[i] for i in members), tuple(sizes[i] for i in members),
+            tuple(counts[i] for i in members),
+        )
+        for partition, members in rows.items()
+    ]
+
+
+def parquet_codec(compression: str) -> str:
+    """The codec name a Parquet footer gives for ``--compression``-style names (``zstd`` → ``ZSTD``)."""
+    return "UNCOMPRESSED" if compression.lower() in ("none", "uncompressed") else compression.upper()
+
+
+def in_lake_encoding(metadata: pq.FileMetaData, file_schema: pa.Schema, schema: pa.Schema, compression: str) -> bool:
+    """Whether a staging file is as compaction would write it: the lake's schema, every column in its codec."""
+    codecs = {
+        metadata.row_group(r).column(c).compression
+        for r in range(metadata.num_row_groups)
+        for c in range(metadata.num_columns)
+    }
+    return metadata.num_rows > 0 and codecs == {parquet_codec(compression)} and file_schema.equals(schema)
+
+
+def can_copy(part: PartitionSlice, schema: pa.Schema, compression: str, target_size: int) -> bool:
+    """A whole partition in one staging file, in the target band and in the lake's encoding: copy it as it is
+    (staging files are sorted by ``--sort-by`` already). Reads the file's footer only."""
+    if part.groups_in_partition != 1 or len(part.uris) != 1:
+        return False
+    size = part.sizes[0]
+    if size > min(target_size * (1 + COPY_SIZE_TOLERANCE), MAX_COPY_SIZE):
+        return False
+    try:
+        with storage.open_input_file(part.uris[0], size) as f:
+            parquet = pq.ParquetFile(f)
+            if parquet.metadata.num_rows != part.counts[0]:
+                return False
+            return in_lake_encoding(parquet.metadata, parquet.schema_arrow, schema, compression)
+    except FileNotFoundError:
+        raise _missing(part.uris[0]) from None
+
+
+def copy_partition(part: PartitionSlice, version_root: str) -> WrittenFile:
+    """Copy a partition's one staging file to its data-lake name (atomically; server side on S3)."""
+    target = part.output(version_root, 0)
+    try:
+        storage.copy(part.uris[0], target)
+    except FileNotFoundError:
+        raise _missing(part.uris[0]) from None
+    return WrittenFile(target, part.sizes[0], part.counts[0])
+
+
+def _missing(uri: str) -> SnapshotError:
+    return SnapshotError(
+        f"staging file {uri} is missing (was the staging area cleaned?): start over with 'dbsnaplake run --fresh'"
+    )
 
 
 def iter_staging_file(uri: str, size: int, schema: pa.Schema, batch_rows: int) -> Iterator[pa.Table]:
-    """Stream one staging file as tables of at most ``batch_rows`` rows, conformed to the lake schema."""
+    """Stream one staging file as tables of at most ``batch_rows`` rows, conformed to the lake schema. Column
+    chunks are read one by one as the row groups are decoded (no pre-buffering of the file: on S3, bounded
+    ranged GETs)."""
     try:
         with storage.open_input_file(uri, size) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
+            for batch in pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=batch_rows):
                 yield conform(pa.Table.from_batches([batch]), schema, uri)
     except FileNotFoundError:
-        raise SnapshotError(
-            f"staging file {uri} is missing (was the staging area cleaned?): start over with 'dbsnaplake run --fresh'"
-        ) from None
+        raise _missing(uri) from None
+
+
+def encode_partition(
+    part: PartitionSlice,
+    schema: pa.Schema,
+    config: PipelineConfig,
+    header: PartitionFileGroup,
+    report: Report | None,
+) -> list[WrittenFile]:
+    """Merge a partition's staging files and write them as data-lake files of about the target size."""
+    memory = config.memory_per_worker
+    bytes_per_row = max(1.0, part.size / max(1, part.n_record))  # at least 1: a group of 0 rows (an empty table)
+    merge_memory = memory * MERGE_MEMORY_SHARE
+    batch_rows = int(merge_memory / (max(1, len(part.uris)) * bytes_per_row * IN_MEMORY_RATIO_GUESS))
+    batch_rows = max(1024, min(65_536, batch_rows))
+    runs = [iter_staging_file(u, s, schema, batch_rows) for u, s in zip(part.uris, part.sizes, strict=True)]
+    stream = merge_sorted_runs(runs, config.sort_by) if config.sort_by else itertools.chain.from_iterable(runs)
+    with RollingParquetWriter(
+        lambda k: part.output(header.version_root, k),
+        schema,
+        target_size=header.target_file_size,
+        expected_rows=part.n_record,
+        bytes_per_row=bytes_per_row,
+        balanced=part.groups_in_partition > 1,
+        compression=config.compression,
+        max_row_group_memory=int(memory * ROW_GROUP_MEMORY_SHARE),
+    ) as writer:
+        for table in stream:
+            writer.write(table)
+            if report is not None:
+                report(0, round(part.size * table.num_rows / max(1, part.n_record)), table.num_rows)
+        written = writer.close()
+    if not written:  # a table of 0 rows: one empty file with the schema, so DuckDB, Polars and Spark open the lake
+        written = [write_empty_file(part.output(header.version_root, 0), schema, config)]
+    return written
 
 
 def remove_stale_outputs(
@@ -74,48 +227,55 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
     manifest, header = read_group_manifest(group_manifest, PartitionFileGroup)
     config = planned_config(header.settings, config, group_manifest)
     schema = decode_schema(header.schema)
-    partition, position, count = header.partition, header.group_in_partition, header.groups_in_partition
-    uris, sizes, counts = manifest.column(URI), manifest.column(SIZE), manifest.column(N_RECORD)
-    n_record = sum(counts)
-    bytes_per_row = max(1.0, sum(sizes) / max(1, n_record))  # at least 1: a group of 0 rows (an empty table)
-    batch_rows = int(MERGE_MEMORY / (max(1, len(uris)) * bytes_per_row * IN_MEMORY_RATIO_GUESS))
-    batch_rows = max(1024, min(65_536, batch_rows))
-    runs = [iter_staging_file(u, s, schema, batch_rows) for u, s in zip(uris, sizes, strict=True)]
-    stream = merge_sorted_runs(runs, config.sort_by) if config.sort_by else itertools.chain.from_iterable(runs)
-
-    with RollingParquetWriter(
-        lambda k: datalake_file(header.version_root, partition, position, k),
-        schema,
-        target_size=header.target_file_size,
-        expected_rows=n_record,
-        bytes_per_row=bytes_per_row,
-        balanced=count > 1,
-        compression=config.compression,
-    ) as writer:
-        for table in stream:
-            writer.write(table)
+    parts = partition_slices(manifest, header)
+    target = header.target_file_size
+    copyable = map_io(lambda p: can_copy(p, schema, config.compression, target), parts, threads=PARALLEL_IO)
+    to_copy = [part for part, ok in zip(parts, copyable, strict=True) if ok]
+    copies = map_io(lambda p: copy_partition(p, header.version_root), to_copy, threads=PARALLEL_IO)
+    copied = {part.partition: file for part, file in zip(to_copy, copies, strict=True)}
+    outputs: list[list[WrittenFile]] = []
+    for part in parts:
+        if part.partition in copied:
+            outputs.append([copied[part.partition]])
             if report is not None:
-                report(0, round(manifest.size * table.num_rows / max(1, n_record)), table.num_rows)
-        written = writer.close()
-    if not written:  # a table of 0 rows: one empty file with the schema, so DuckDB, Polars and Spark open the lake
-        written = [write_empty_file(datalake_file(header.version_root, partition, position, 0), schema, config)]
+                report(0, part.size, part.n_record)
+        else:
+            outputs.append(encode_partition(part, schema, config, header, report))
+        check_rows(part, outputs[-1], group_manifest)
     if report is not None:
         report(manifest.n_file, 0, 0)
-    if sum(f.n_record for f in written) != n_record:
-        raise SnapshotError(
-            f"partition {partition or '(unpartitioned)'}: wrote {sum(f.n_record for f in written)} records but "
-            f"the staging manifest {group_manifest} lists {n_record}; rerun the ETL stage"
-        )
-    remove_stale_outputs(header.version_root, partition, position, count, {f.uri for f in written})
+    map_io(
+        lambda done: remove_stale_outputs(
+            header.version_root, done[0].partition, done[0].group_in_partition, done[0].groups_in_partition,
+            {f.uri for f in done[1]},
+        ),
+        list(zip(parts, outputs, strict=True)),
+        threads=PARALLEL_IO,
+    )
     pa.default_memory_pool().release_unused()  # a worker's next task starts from a small heap
+    files = [f for written in outputs for f in written]
     result = CompactResult(
         group=header.group,
-        partition=partition,
+        partition=header.partition,
         n_file_in=manifest.n_file,
         size_in=manifest.size,
-        n_record=n_record,
-        files=tuple(written),
+        n_record=sum(p.n_record for p in parts),
+        files=tuple(files),
         timing=GroupTiming.since(started_at),
+        file_partitions=tuple(p.partition for p, written in zip(parts, outputs, strict=True) for _ in written)
+        if header.packed
+        else (),
+        n_copied=len(copied),
     )
     Ledger(config.location).mark_done(COMPACT, result)  # last: every file exists
     return result
+
+
+def check_rows(part: PartitionSlice, written: list[WrittenFile], group_manifest: str) -> None:
+    """The files written hold as many rows as the staging files the manifest lists."""
+    n_written = sum(f.n_record for f in written)
+    if n_written != part.n_record:
+        raise SnapshotError(
+            f"partition {part.partition or '(unpartitioned)'}: wrote {n_written} records but the staging manifest "
+            f"{group_manifest} lists {part.n_record}; rerun the ETL stage"
+        )

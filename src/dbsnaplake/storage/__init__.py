@@ -45,6 +45,7 @@ __all__ = [
     "backend",
     "base_name",
     "common_folder",
+    "copy",
     "delete",
     "delete_folder",
     "exists",
@@ -162,6 +163,15 @@ def replace_if_unchanged(uri: str, data: bytes, version: str | None) -> bool:
     """Compare-and-swap: write ``data`` only if ``uri`` still has ``version`` (``None``: still absent).
     As with :func:`put_if_absent`, ``False`` after a lost answer may hide our own write: read back to tell."""
     return backend(uri).replace_if_unchanged(uri, data, version)
+
+
+def copy(source: str, target: str) -> None:
+    """Copy the object ``source`` to ``target`` atomically: a server-side copy on S3 (no bytes through this
+    machine), a copy to a temporary name then a rename on local disk. Both URIs must be of one kind; a missing
+    ``source`` raises ``FileNotFoundError``."""
+    if is_s3(source) != is_s3(target):
+        raise ValueError(f"cannot copy between local disk and S3: {source} -> {target}")
+    backend(target).copy(source, target)
 
 
 def write_bytes(uri: str, data: bytes) -> None:

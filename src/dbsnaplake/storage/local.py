@@ -6,6 +6,7 @@ import contextlib
 import errno
 import functools
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,6 +110,14 @@ class LocalBackend:
 
     def open_input_file(self, uri: str, size: int | None) -> pa.NativeFile:
         return pa.memory_map(uri, "r")
+
+    def copy(self, source: str, target: str) -> None:
+        path = self.temp_path_for(target)
+        try:
+            shutil.copyfile(source, path)
+            self.publish(path, target)
+        finally:
+            path.unlink(missing_ok=True)
 
     def put_if_absent(self, uri: str, data: bytes) -> bool:
         path = self.temp_path_for(uri)

@@ -318,6 +318,18 @@ class S3Backend:
         finally:
             local_path.unlink(missing_ok=True)
 
+    def copy(self, source: str, target: str) -> None:
+        """One CopyObject within a bucket (atomic, server side; objects up to 5 GiB); across buckets, a GET and a
+        PUT through this machine."""
+        import obstore
+
+        (source_bucket, source_key), (bucket, key) = _split_s3(source), _split_s3(target)
+        if source_bucket != bucket:
+            data = self.read_bytes(source)
+            _retrying(lambda: obstore.put(_s3_store(bucket), key, data))
+            return
+        _retrying(lambda: obstore.copy(_s3_store(bucket), source_key, key))
+
     def open_input_file(self, uri: str, size: int | None) -> pa.NativeFile:
         if size is None:
             size = self.head(uri).size

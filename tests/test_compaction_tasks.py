@@ -1,0 +1,127 @@
+"""Compaction tasks: small partitions packed into one task, a partition in one staging file copied as it is (server
+side on S3), and the lake those make is the lake of every row, validated, that a rerun leaves as it is."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from dbsnaplake import storage
+from dbsnaplake.api import Ledger, compact, etl, plan, plan_compaction, read_manifest, run_pipeline
+from dbsnaplake.ledger import COMPACT
+from dbsnaplake.manifest import PARTITION
+from dbsnaplake.records import PartitionFileGroup
+from dbsnaplake.stages.compact import PartitionSlice, can_copy
+
+from .support.cli import dbsnaplake
+from .support.lake import expected_rows, lake_files, read_lake, same_rows
+from .support.snapshots import make_orders_snapshot, orders_config, write_parquet
+
+
+def test_small_partitions_are_packed_into_few_tasks_and_make_one_file_each(root: str) -> None:
+    manifest = make_orders_snapshot(root, n_files=6, rows_per_file=1_000)
+    config = orders_config(root, manifest, group_size=40_000)  # several ETL groups: partitions in several files
+    result = run_pipeline(config)
+
+    headers = [read_manifest(g).header(PartitionFileGroup) for g in result.compaction_plan.group_manifests]
+    n_partitions = len(result.validation.partitions)
+    assert n_partitions > 20
+    assert len(headers) < n_partitions / 4, "small partitions were not packed"
+    assert sorted(p for h in headers for p in h.partitions) == sorted(p.partition for p in result.validation.partitions)
+    assert result.validation.ok
+    same_rows(read_lake(config), expected_rows(config), "order_id")
+
+    version_root = config.location.s3dir_datalake
+    written = [(p, f.uri) for r in result.compaction for p, f in r.files_by_partition]
+    assert len(written) == n_partitions
+    assert all(uri == storage.join(version_root, p, "part-00000-00000.parquet") for p, uri in written)
+    assert sorted(uri for _, uri in written) == sorted(lake_files(config))
+
+
+def test_rerunning_a_packed_group_with_the_stage_command_leaves_the_same_lake(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=4, rows_per_file=500)
+    config = orders_config(local_root, manifest, group_size=30_000)
+    run_pipeline(config)
+    groups = Ledger(config.location).read_compaction_plan()
+    assert groups is not None
+    packed = next(g for g in groups.group_manifests if read_manifest(g).header(PartitionFileGroup).packed)
+    header = read_manifest(packed).header(PartitionFileGroup)
+    before = {uri: storage.read_bytes(uri) for uri in lake_files(config)}
+    stale = storage.join(config.location.s3dir_datalake, header.packed[1], "part-00000-00001.parquet")
+    storage.write_bytes(stale, next(iter(before.values())))  # as a run with another plan could have left
+
+    result = dbsnaplake("compact", "--group-manifest", packed)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["file_partitions"] == list(header.packed)
+    assert {uri: storage.read_bytes(uri) for uri in lake_files(config)} == before
+    assert dbsnaplake("validate", "--staging", config.location.s3dir_staging).returncode == 0
+
+
+def test_a_partition_in_one_staging_file_is_copied_not_reencoded(root: str) -> None:
+    manifest = make_orders_snapshot(root, n_files=3, rows_per_file=1_000)
+    config = orders_config(root, manifest, partition_by=("year",))  # one ETL group: one staging file per partition
+    planned = plan(config)
+    for group in planned.group_manifests:
+        etl(group, config)
+    staging = {
+        partition: uri
+        for m, _ in Ledger(config.location).staging_manifests()
+        for partition, uri in zip(m.column(PARTITION), m.column("uri"), strict=True)
+    }
+    compaction = plan_compaction(config)
+    results = [compact(g, config) for g in compaction.group_manifests]
+
+    assert sum(r.n_copied for r in results) == len(staging) > 1
+    for partition, file in (pf for r in results for pf in r.files_by_partition):
+        assert storage.read_bytes(file.uri) == storage.read_bytes(staging[partition])
+    result = run_pipeline(config)  # validates and publishes what compaction left
+    assert result.validation.ok
+    assert len(Ledger(config.location).read_done(COMPACT)) == len(compaction.group_manifests)
+    same_rows(read_lake(config), expected_rows(config), "order_id")
+
+
+def staging_like(root: str, table: pa.Table, compression: str) -> PartitionSlice:
+    uri = storage.join(root, "staging", "year=2024", "group-000001.parquet")
+    write_parquet(uri, table, compression=compression)
+    return PartitionSlice("year=2024", 0, 1, (uri,), (storage.head(uri).size,), (table.num_rows,))
+
+
+@pytest.mark.parametrize(
+    ("compression", "schema_change", "copied"),
+    [("zstd", False, True), ("snappy", False, False), ("none", False, False), ("zstd", True, False)],
+)
+def test_only_a_staging_file_in_the_lake_encoding_is_copied(
+    local_root: str, compression: str, schema_change: bool, copied: bool
+) -> None:
+    table = pa.table({"order_id": pa.array(range(100), pa.int64()), "city": ["x"] * 100})
+    lake_schema = table.schema
+    if schema_change:  # the lake's schema (unified over every ETL group) is wider than this file's
+        lake_schema = lake_schema.append(pa.field("note", pa.string()))
+    part = staging_like(local_root, table, compression)
+
+    assert can_copy(part, lake_schema, "zstd", target_size=1024**2) is copied
+
+
+def test_a_single_staging_file_over_the_target_band_is_not_copied(local_root: str) -> None:
+    table = pa.table({"order_id": pa.array(range(10_000), pa.int64())})
+    part = staging_like(local_root, table, "zstd")
+
+    assert can_copy(part, table.schema, "zstd", target_size=int(part.size * 1.2))
+    assert not can_copy(part, table.schema, "zstd", target_size=int(part.size / 1.2))
+
+
+def test_copy_makes_an_identical_object_replacing_the_target(root: str) -> None:
+    source, target = storage.join(root, "a", "x.parquet"), storage.join(root, "b", "y.parquet")
+    storage.write_bytes(source, b"new bytes")
+    storage.write_bytes(target, b"old")
+
+    storage.copy(source, target)
+
+    assert storage.read_bytes(target) == b"new bytes"
+    assert storage.read_bytes(source) == b"new bytes"
+    assert [i.uri for i in storage.list_files(storage.join(root, "b"))] == [target]
+    with pytest.raises(FileNotFoundError):
+        storage.copy(storage.join(root, "a", "missing.parquet"), target)
