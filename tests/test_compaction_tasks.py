@@ -14,6 +14,7 @@ from dbsnaplake.ledger import COMPACT
 from dbsnaplake.manifest import PARTITION
 from dbsnaplake.records import PartitionFileGroup
 from dbsnaplake.stages.compact import PartitionSlice, can_copy
+from dbsnaplake.stages.etl import STAGING_COMPRESSION, staging_codec
 
 from .support.cli import dbsnaplake
 from .support.lake import expected_rows, lake_files, read_lake, same_rows
@@ -62,7 +63,10 @@ def test_rerunning_a_packed_group_with_the_stage_command_leaves_the_same_lake(lo
 
 def test_a_partition_in_one_staging_file_is_copied_not_reencoded(root: str) -> None:
     manifest = make_orders_snapshot(root, n_files=3, rows_per_file=1_000)
-    config = orders_config(root, manifest, partition_by=("year",))  # one ETL group: one staging file per partition
+    snapshot_size = read_manifest(manifest).size
+    # one ETL group: a staging file per status, each a sixth of the rows: over half the target, a lake file's
+    # worth, so ETL stages it in the lake's codec and compaction copies it
+    config = orders_config(root, manifest, partition_by=("status",), target_file_size=snapshot_size // 5)
     planned = plan(config)
     for group in planned.group_manifests:
         etl(group, config)
@@ -125,3 +129,11 @@ def test_copy_makes_an_identical_object_replacing_the_target(root: str) -> None:
     assert [i.uri for i in storage.list_files(storage.join(root, "b"))] == [target]
     with pytest.raises(FileNotFoundError):
         storage.copy(storage.join(root, "a", "missing.parquet"), target)
+
+
+def test_staging_uses_the_cheap_codec_but_for_a_lake_files_worth_of_a_partition(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=2, rows_per_file=100)
+    config = orders_config(local_root, manifest, target_file_size=1_000_000)
+
+    assert staging_codec(config, partition_rows=10, group_rows=100, group_size=1_000_000) == STAGING_COMPRESSION
+    assert staging_codec(config, partition_rows=60, group_rows=100, group_size=1_000_000) == config.compression

@@ -298,8 +298,9 @@ class StagingFileGroup(StoredRecord):
     rows_fingerprint_algorithm: str | None = None
     """How the manifest's ``rows_fingerprint`` column was computed (``None``: by a release without fingerprints)."""
     staging_compression: str | None = None
-    """The Parquet codec of the group's staging files (``None``: written by a release that did not say; their
-    low-cardinality columns are dictionary-encoded as the data lake's are, by ``frames.writer.open_parquet_writer``)."""
+    """The Parquet codec of the group's staging files, but for partitions with a lake file's worth of rows in the
+    group, staged in the lake's codec so compaction can copy them (``None``: written by a release that did not say;
+    their low-cardinality columns are dictionary-encoded as the data lake's are, by ``frames.writer.open_parquet_writer``)."""
 
 
 @dataclass(frozen=True)

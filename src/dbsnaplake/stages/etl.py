@@ -70,6 +70,10 @@ STAGING_ROW_GROUP_ROWS = 65_536  # small row groups keep the compaction merge's 
 STAGING_COMPRESSION = "lz4_raw"
 """Staging files are temporary: a cheap codec (written and read once more by compaction). Low-cardinality columns
 are dictionary-encoded as in the lake (that is what makes them small), the others stay plain."""
+LAKE_CODEC_SHARE = 0.5
+"""A partition whose rows in a group are estimated at this share of ``--target-file-size`` or more is staged in the
+lake's codec instead: when the partition has no rows in other groups (snapshot files ordered by the partition key,
+a common case), compaction copies that file as it is instead of decoding and encoding it again."""
 GATHERS = 4  # a partition's sorted rows are gathered in this many parts: 1/4 of it more in memory at most
 SPILL_ROWS = 65_536  # rows per batch of a spilled run, read back one batch at a time while merging
 
@@ -307,12 +311,19 @@ def partition_stream(rows: PartitionRows, schema: pa.Schema, sort_by: Sequence[S
     return rebatch(merged, STAGING_ROW_GROUP_ROWS)
 
 
-def write_staging_file(uri: str, tables: Iterator[pa.Table]) -> tuple[int, int]:
+def staging_codec(config: PipelineConfig, partition_rows: int, group_rows: int, group_size: int) -> str:
+    """The codec of a partition's staging file: the lake's when the file is estimated (by its share of the group's
+    rows and bytes) to be a good part of a lake file, so that compaction may copy it; else the cheap one."""
+    estimated_size = group_size * partition_rows / max(1, group_rows)
+    return config.compression if estimated_size >= LAKE_CODEC_SHARE * config.target_file_size else STAGING_COMPRESSION
+
+
+def write_staging_file(uri: str, tables: Iterator[pa.Table], codec: str) -> tuple[int, int]:
     """Write a partition's rows (in order) into one staging Parquet file; return its size and its rows' fingerprint."""
     first = next(tables)  # a partition has at least one row
     rows_fingerprint = 0
     with storage.atomic_output(uri) as local:
-        with open_parquet_writer(local, first, STAGING_COMPRESSION) as writer:
+        with open_parquet_writer(local, first, codec) as writer:
             for table in itertools.chain([first], tables):
                 writer.write_table(table, row_group_size=STAGING_ROW_GROUP_ROWS)
                 rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(table)])
@@ -342,7 +353,8 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
             uri = config.location.staging_file(path, group)
             partition = rows.partitions.pop(path)
             stream = partition_stream(partition, out_schema, config.sort_by, uri)
-            size, rows_fingerprint = write_staging_file(uri, stream)
+            codec = staging_codec(config, partition.n_record, rows.n_record_out, manifest.size)
+            size, rows_fingerprint = write_staging_file(uri, stream, codec)
             sizes.append(size)
             fingerprints.append(rows_fingerprint)
             uris.append(uri)
