@@ -27,6 +27,25 @@ ROWS_ARROW_PER_BYTE = 2.0
 """Arrow bytes of transformed rows per uncompressed Parquet byte read (part of :data:`ROWS_MEMORY_PER_BYTE`)."""
 
 
+GROUP_SCOPE_COPIES = 4
+"""With ``--transform-scope group`` the whole group is one chunk: read, converted, transformed and split, it is held
+about this many times more (in Arrow bytes per uncompressed byte, like the rows), besides its rows until sorted."""
+
+
+def etl_memory_per_byte(transform_scope: str) -> float:
+    """Worker memory per uncompressed snapshot byte of an ETL group (the planner's model)."""
+    if transform_scope == "group":
+        return ROWS_MEMORY_PER_BYTE + GROUP_SCOPE_COPIES * ROWS_ARROW_PER_BYTE
+    return ROWS_MEMORY_PER_BYTE
+
+
+def etl_working_memory(transform_scope: str) -> int:
+    """Worker memory an ETL group needs whatever its size: the interpreter, and a chunk being transformed (in group
+    scope the chunk is the group, counted per byte by :func:`etl_memory_per_byte`)."""
+    chunks = 0 if transform_scope == "group" else ETL_WORKING_COPIES * ETL_CHUNK_BYTES
+    return WORKER_BASE_MEMORY + chunks
+
+
 def etl_rows_budget(memory_per_worker: int) -> int:
     """Arrow bytes of transformed rows an ETL worker keeps in memory before it spills sorted runs to local disk."""
     free = memory_per_worker - WORKER_BASE_MEMORY - ETL_WORKING_COPIES * ETL_CHUNK_BYTES

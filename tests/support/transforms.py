@@ -76,3 +76,13 @@ def year_month_a_little_slowly(frame: pl.DataFrame) -> pl.DataFrame:
         pl.col("order_time").dt.year().cast(pl.String).alias("year"),
         pl.col("order_time").dt.month().cast(pl.String).str.zfill(2).alias("month"),
     )
+
+
+def count_rows_seen(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each row learns how many rows the transform saw with it: with ``--transform-scope group``, its group's."""
+    return frame.with_columns(pl.len().cast(pl.Int64).alias("rows_seen"))
+
+
+def last_version_of_each_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """A group-level dedup: of the rows with the same order_id, keep the last one read (the latest version)."""
+    return frame.unique(subset=["order_id"], keep="last", maintain_order=True)

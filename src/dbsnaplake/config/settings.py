@@ -29,6 +29,7 @@ DEFAULT_TARGET_FILE_SIZE = 128 * MiB
 InspectMode = Literal["auto", "all", "sample", "none"]
 OnBadValue = Literal["error", "null"]
 DynamoDBMaps = Literal["struct", "json"]
+TransformScope = Literal["chunk", "group"]
 ON_BAD_VALUE: tuple[str, ...] = typing.get_args(OnBadValue)
 INSPECT_MODES: tuple[str, ...] = typing.get_args(InspectMode)
 PUBLISH_MODES: tuple[str, ...] = typing.get_args(PublishMode)
@@ -250,6 +251,13 @@ class TableSettings:
     )
     transform: str | None = setting(
         None, help="Polars SQL over the table 'snapshot', or module:function.", result=True
+    )
+    transform_scope: TransformScope = setting(
+        "chunk",
+        help="What --transform sees at once. chunk: about 32 MiB of rows (row-by-row logic: SELECT expressions, "
+        "with_columns, filters); group: a whole snapshot file group as one frame (logic across rows, such as "
+        "dropping duplicates within a group; groups are then sized so a whole one fits --worker-memory).",
+        result=True,
     )
     target_file_size: int = setting(
         DEFAULT_TARGET_FILE_SIZE, help="Size of the data lake's files.", parse=_size, result=True, toml_top_level=True

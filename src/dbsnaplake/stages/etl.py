@@ -8,7 +8,8 @@ they are sorted once (one sort of the key columns, then a few gathers) and strea
 file, written with a cheap codec (staging is temporary). Should a group's rows outgrow ``--worker-memory`` (the
 planner sizes groups so they do not), the biggest partitions are sorted and spilled to local disk as runs, merged
 with the rest at the end. The transform is applied to a chunk of files at a time: it must work row by row (SQL
-``SELECT`` expressions, ``with_columns``, filters), not aggregate across rows.
+``SELECT`` expressions, ``with_columns``, filters), not aggregate across rows; with ``--transform-scope group`` it
+is applied to the whole group as one frame instead (the planner sizes groups so that fits the worker's memory).
 
 Output names derive from the group number alone (``datalake/<partition>/group-000007.parquet``), so a rerun of
 a group overwrites its own files instead of adding new ones.
@@ -198,7 +199,10 @@ class Chunk:
         self.nbytes += table.nbytes
 
     def table(self) -> pa.Table:
-        return pa.concat_tables([piece for _, pieces in self.files for piece in pieces])
+        """The chunk's rows as one table (pieces of other schemas, which a whole group may hold, promoted)."""
+        pieces = [piece for _, pieces in self.files for piece in pieces]
+        same = all(piece.schema.equals(pieces[0].schema) for piece in pieces)
+        return pa.concat_tables(pieces, promote_options="default" if same else "permissive")
 
     @property
     def where(self) -> str:
@@ -266,6 +270,7 @@ def read_group(
     """Read the group's files into chunks and hand each to ``rows``; return (records read, bad values)."""
     config = rows.config
     schema = decode_schema(header.schema) if header.schema else None
+    whole_group = config.transform_scope == "group"  # one chunk: the transform sees the whole group at once
     chunk = Chunk()
     n_record_in = n_bad_value = 0
     for file in files:
@@ -273,7 +278,7 @@ def read_group(
         for read in read_group_file(file, schema, header.reader, config.on_bad_value):
             n_bad_value += read.n_bad_value
             file_rows += read.table.num_rows
-            if not chunk.fits(read.table) or chunk.nbytes >= ETL_CHUNK_BYTES:
+            if not whole_group and (not chunk.fits(read.table) or chunk.nbytes >= ETL_CHUNK_BYTES):
                 rows.add_chunk(chunk)
                 chunk = Chunk()
             chunk.add(read.table, file.uri)

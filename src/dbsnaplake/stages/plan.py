@@ -52,7 +52,7 @@ from dbsnaplake.manifest import (
     read_manifest,
     write_manifest,
 )
-from dbsnaplake.memory import ETL_CHUNK_BYTES, ETL_WORKING_COPIES, ROWS_MEMORY_PER_BYTE, WORKER_BASE_MEMORY
+from dbsnaplake.memory import etl_memory_per_byte, etl_working_memory
 from dbsnaplake.progress import NoProgress, Progress
 from dbsnaplake.records import Estimate, GroupSizeChoice, PlanResult, SnapshotFileGroup, SnapshotReader, SnapshotStats
 from dbsnaplake.roots import check_roots
@@ -67,27 +67,51 @@ INSPECT_SAMPLE = 1_000
 GROUPS_PER_WORKER = 4
 
 
-def choose_group_size(stats: SnapshotStats, workers: int, memory_per_worker: int) -> GroupSizeChoice:
+def choose_group_size(
+    stats: SnapshotStats, workers: int, memory_per_worker: int, transform_scope: str = "chunk"
+) -> GroupSizeChoice:
     """The most snapshot bytes one ETL group may hold: small enough to fit a worker's memory, and small
     enough that every worker gets several groups (so work balances), but not uselessly small.
 
     An ETL worker needs about ``300 MiB + 4 x 32 MiB`` (a chunk of files being transformed) plus
-    ``4 x group size x uncompressed ratio`` (the group's rows, in Arrow, until sorted: see :mod:`dbsnaplake.memory`).
+    ``4 x group size x uncompressed ratio`` (the group's rows, in Arrow, until sorted: see :mod:`dbsnaplake.memory`);
+    with ``--transform-scope group`` the chunk is the whole group, and the bytes per group byte grow to match.
     """
     ratio = max(stats.in_memory_ratio, 1.0)
-    working = ETL_WORKING_COPIES * ETL_CHUNK_BYTES
-    free = max(0, memory_per_worker - WORKER_BASE_MEMORY - working)
-    by_memory = max(MiB, int(free / (ROWS_MEMORY_PER_BYTE * ratio)))
+    per_byte = etl_memory_per_byte(transform_scope)
+    working = etl_working_memory(transform_scope)
+    free = max(0, memory_per_worker - working)
+    by_memory = max(MiB, int(free / (per_byte * ratio)))
     by_balance = -(-stats.size // (workers * GROUPS_PER_WORKER))
     size = max(min(by_memory, by_balance), min(MIN_GROUP_SIZE, by_memory))
     reason = (
         f"group size {format_size(size)} = min(memory: ({format_size(memory_per_worker)} per worker - "
-        f"{format_size(WORKER_BASE_MEMORY)} - {format_size(working)} for a chunk of files) / "
-        f"({ROWS_MEMORY_PER_BYTE:g} x {ratio:.1f} in memory) = {format_size(by_memory)}, balance: "
+        f"{format_size(working)} for the interpreter and a chunk of files) / "
+        f"({per_byte:g} x {ratio:.1f} in memory) = {format_size(by_memory)}, balance: "
         f"{format_size(stats.size)} / ({workers} workers x {GROUPS_PER_WORKER}) = {format_size(by_balance)}), "
         f"at least {format_size(min(MIN_GROUP_SIZE, by_memory))}"
     )
     return GroupSizeChoice(size, reason)
+
+
+def refuse_groups_past_memory(
+    config: PipelineConfig, stats: SnapshotStats, groups: list[list[int]], sizes: list[int], uris: list[str]
+) -> None:
+    """With ``--transform-scope group`` a whole group is transformed at once: refuse, before writing anything, a
+    group (one big file, or ``--group-size``) that cannot fit ``--worker-memory``."""
+    if config.transform_scope != "group" or not groups:
+        return
+    biggest = max(groups, key=lambda group: sum(sizes[i] for i in group))
+    size = sum(sizes[i] for i in biggest)
+    ratio = max(stats.in_memory_ratio, 1.0)
+    needed = etl_working_memory("group") + int(size * ratio * etl_memory_per_byte("group"))
+    if needed > config.memory_per_worker:
+        what = uris[biggest[0]] if len(biggest) == 1 else f"the group of {len(biggest)} files from {uris[biggest[0]]}"
+        raise ConfigError(
+            f"--transform-scope group: {what} ({format_size(size)}, about {format_size(needed)} in memory while "
+            f"transformed as one frame) does not fit --worker-memory {format_size(config.memory_per_worker)}: "
+            "raise --worker-memory, lower --group-size, or use --transform-scope chunk"
+        )
 
 
 @dataclass(frozen=True)
@@ -358,9 +382,10 @@ def plan(
     if config.group_size is not None:
         choice = GroupSizeChoice(config.group_size, f"group size {format_size(config.group_size)} (--group-size)")
     else:
-        choice = choose_group_size(stats, config.workers, config.memory_per_worker)
+        choice = choose_group_size(stats, config.workers, config.memory_per_worker, config.transform_scope)
     progress.note(choice.reason)
     groups = pack_in_order(files[SIZE].to_pylist(), choice.size)
+    refuse_groups_past_memory(config, stats, groups, files[SIZE].to_pylist(), uris)
     expected = None
     if dry_run or config.partition_by:  # without partition keys there is nothing to guard against
         progress.start("estimate from a sample", 1)
