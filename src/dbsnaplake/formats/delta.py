@@ -36,6 +36,7 @@ import datetime as dt
 import json
 import os
 import posixpath
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 
     from dbsnaplake.config.settings import PipelineConfig
 
+DELTA_LOG = "_delta_log"
+LOG_ENTRY = re.compile(r"^\d{20}\.(json|checkpoint(\.\d+\.\d+)?\.parquet)$")
 APP_ID = "dbsnaplake"
 """The Delta app id of dbsnaplake's commits: their transaction version is the snapshot's time."""
 
@@ -176,15 +179,18 @@ def add_actions(commit: Commit, prefix: str, partitions: Sequence[pa.Field], pub
 # ---- the commit ----------------------------------------------------------------------------------------------
 
 
+def has_commits(uri: str) -> bool:
+    """Whether the Delta log at ``uri`` holds a commit (or a checkpoint). A log folder with none is what a commit cut
+    off before its log file was named leaves (delta-rs writes ``_commit_<uuid>.json.tmp`` first): no table yet."""
+    log = storage.join(uri, DELTA_LOG)
+    return any(LOG_ENTRY.match(storage.base_name(info.uri)) for info in storage.list_files(log))
+
+
 def open_table(uri: str, options: Mapping[str, str]) -> Any | None:
     """The Delta table at ``uri``, or ``None`` when there is none yet."""
     from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
 
-    try:
-        return DeltaTable(uri, storage_options=dict(options))
-    except TableNotFoundError:
-        return None
+    return DeltaTable(uri, storage_options=dict(options)) if has_commits(uri) else None
 
 
 def commit_delta(config: PipelineConfig, plan: PlanResult, commit: Commit) -> str | None:
