@@ -82,6 +82,7 @@ def file_types(config: PipelineConfig) -> pa.Schema:
     return read_file(lake_files(config)[0]).schema
 
 
+@pytest.mark.slow  # the CLI in a subprocess: ~12 s here
 def test_a_run_publishes_a_delta_table_with_the_lakes_rows_and_types(root: str) -> None:
     manifest = make_orders_snapshot(root, n_files=3, rows_per_file=400)
     result = run_delta(root, manifest, "--executor", "inline")  # no worker processes: a quicker test

@@ -20,7 +20,7 @@ table at the previous version or at the new one, never between.
 (``month=a%2Fb/part-00000-00000.parquet``); delta-rs writes it into the log percent-encoded as the Delta protocol
 asks (``month=a%252Fb/...``), which delta-rs and Spark both decode back to the stored key.
 
-**Types.** Data columns take the lake schema (the partition file groups' header); partition columns take the type
+**Types.** Data columns take the lake schema (a lake file's Parquet footer); partition columns take the type
 the transform gives them (run on an empty frame of the snapshot's schema, as planning does), or ``string`` when the
 snapshot's schema is unknown.
 
@@ -43,13 +43,12 @@ from typing import TYPE_CHECKING, Any
 from dbsnaplake import storage
 from dbsnaplake.errors import ConfigError, StageError
 from dbsnaplake.frames.partitioning import parse_partition_path
+from dbsnaplake.frames.readers import read_parquet_footer
 from dbsnaplake.frames.schema import decode_schema
 from dbsnaplake.frames.transform import output_schema
 from dbsnaplake.frames.types import lake_schema
 from dbsnaplake.layout import VERSION_PREFIX
-from dbsnaplake.ledger import Ledger
-from dbsnaplake.manifest import read_group_manifest
-from dbsnaplake.records import Commit, PartitionFileGroup, PlanResult
+from dbsnaplake.records import Commit, PlanResult
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -100,18 +99,11 @@ def delta_uri(uri: str) -> str:
 # ---- the table's schema ------------------------------------------------------------------------------------
 
 
-def data_schema(config: PipelineConfig) -> pa.Schema:
-    """The lake schema of the data files, from the first partition file group's header (every group has the
-    unified one)."""
-    ledger = Ledger(config.location)
-    compaction = ledger.read_compaction_plan()
-    if compaction is None or not compaction.group_manifests:
-        raise StageError(
-            f"{config.location.s3dir_staging} has no compaction plan, which the Delta commit reads the lake schema "
-            "from: run 'dbsnaplake run' again to redo the missing stages"
-        )
-    _, header = read_group_manifest(compaction.group_manifests[0], PartitionFileGroup)
-    return decode_schema(header.schema)
+def data_schema(plan: PlanResult, commit: Commit) -> pa.Schema:
+    """The lake schema of the data files, from one file's Parquet footer (compaction conforms every file to it; a
+    table of no rows has one empty file with it)."""
+    first = commit.files[0]
+    return read_parquet_footer(storage.join(plan.version_root, first.path), first.size).schema
 
 
 def partition_fields(config: PipelineConfig, plan: PlanResult, data: pa.Schema) -> list[pa.Field]:
@@ -127,9 +119,9 @@ def partition_fields(config: PipelineConfig, plan: PlanResult, data: pa.Schema) 
     return [found.get(name, pa.field(name, pa.string())) for name in config.partition_by]
 
 
-def table_fields(config: PipelineConfig, plan: PlanResult) -> tuple[list[pa.Field], list[pa.Field]]:
+def table_fields(config: PipelineConfig, plan: PlanResult, commit: Commit) -> tuple[list[pa.Field], list[pa.Field]]:
     """The table's data columns and its partition columns (Spark's order for a partitioned table: data first)."""
-    data = data_schema(config)
+    data = data_schema(plan, commit)
     columns = [f for f in data if f.name not in config.partition_by]
     return columns, partition_fields(config, plan, data)
 
@@ -212,7 +204,7 @@ def commit_delta(config: PipelineConfig, plan: PlanResult, commit: Commit) -> st
     number = snapshot_number(plan.version)
     if table is not None and (table.transaction_version(APP_ID) or -1) >= number:
         return None
-    columns, partitions = table_fields(config, plan)
+    columns, partitions = table_fields(config, plan, commit)
     schema = delta_schema(pa.schema(columns + partitions))
     prefix = f"{VERSION_PREFIX}{plan.version}/" if config.publish == "latest" else ""
     actions = add_actions(commit, prefix, partitions, round(commit.published_at * 1000))
