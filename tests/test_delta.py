@@ -20,6 +20,7 @@ from deltalake import DeltaTable
 
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, S3Location, run_pipeline
+from dbsnaplake.formats.delta import delta_partition_value
 
 from .support.cli import dbsnaplake, stage_options
 from .support.lake import lake_files, read_file, read_lake, same_rows
@@ -149,6 +150,38 @@ def test_publish_latest_overwrites_and_keeps_history(local_root: str) -> None:
 
     publish_latest("c", first, "2023-12-01T00:00:00Z")  # an older snapshot published late
     assert commit_versions(lake) == [0, 1]  # never moves the table back, as _latest.json does not
+
+
+def test_a_later_snapshot_may_change_the_columns(local_root: str) -> None:
+    """--publish latest: the overwrite commit carries the new snapshot's schema (a column added); version 0 keeps
+    the old one."""
+    lake = storage.join(local_root, "lake", "orders")
+    manifest = make_orders_snapshot(storage.join(local_root, "a"), n_files=1, rows_per_file=200)
+    for name, stamp, transform in (
+        ("a", "2024-01-01T00:00:00Z", "SELECT *, CAST(EXTRACT(YEAR FROM order_time) AS VARCHAR) AS year FROM snapshot"),
+        ("b", "2024-02-01T00:00:00Z", "SELECT *, CAST(EXTRACT(YEAR FROM order_time) AS VARCHAR) AS year, 'new' AS extra "
+         "FROM snapshot"),
+    ):  # fmt: skip
+        location = S3Location(s3uri_staging=storage.join(local_root, "staging", name), s3uri_datalake=lake)
+        run_pipeline(delta_config(local_root, manifest, location=location, publish="latest", snapshot_time=stamp,
+                                  partition_by=("year",), transform=transform))  # fmt: skip
+    assert delta_rows(lake)["extra"].unique().to_list() == ["new"]
+    assert "extra" not in delta_rows(lake, version=0).columns
+
+
+@pytest.mark.parametrize(
+    ("text", "arrow_type", "expected"),
+    [
+        ("2021", pa.int32(), "2021"),
+        ("01", pa.string(), "01"),
+        (None, pa.int64(), None),
+        ("2021-01-01 08:30:00", pa.timestamp("us"), "2021-01-01 08:30:00.000000"),
+        ("2021-01-01 10:30:00+02:00", pa.timestamp("us", "UTC"), "2021-01-01 08:30:00.000000"),
+    ],
+)
+def test_partition_values_as_the_delta_protocol_writes_them(text: str | None, arrow_type: pa.DataType,
+                                                            expected: str | None) -> None:  # fmt: skip
+    assert delta_partition_value(text, pa.field("k", arrow_type)) == expected
 
 
 # ---- crashes around the commit ---------------------------------------------------------------------------------
