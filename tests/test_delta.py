@@ -130,16 +130,18 @@ def test_publish_latest_overwrites_and_keeps_history(local_root: str) -> None:
     lake = storage.join(local_root, "lake", "orders")
     by_year = "SELECT *, EXTRACT(YEAR FROM order_time) AS year FROM snapshot"
 
-    def publish_latest(name: str, manifest: str, stamp: str) -> None:
+    def publish_latest(name: str, manifest: str, stamp: str) -> str | None:
         location = S3Location(s3uri_staging=storage.join(local_root, "staging", name), s3uri_datalake=lake)
         config = delta_config(local_root, manifest, location=location, publish="latest", snapshot_time=stamp,
                               partition_by=("year",), transform=by_year)  # fmt: skip
-        run_pipeline(config)
+        published = run_pipeline(config).published
+        assert published is not None
+        return published.table
 
     first = make_orders_snapshot(storage.join(local_root, "a"), n_files=2, rows_per_file=300, seed=1)
     second = make_orders_snapshot(storage.join(local_root, "b"), n_files=2, rows_per_file=600, seed=2)
-    publish_latest("a", first, "2024-01-01T00:00:00Z")
-    publish_latest("b", second, "2024-02-01T00:00:00Z")
+    assert publish_latest("a", first, "2024-01-01T00:00:00Z") == f"Delta table {lake} created (version 0)"
+    assert publish_latest("b", second, "2024-02-01T00:00:00Z") == f"Delta table {lake} at version 1"
     assert commit_versions(lake) == [0, 1]
     current, original = delta_rows(lake), delta_rows(lake, version=0)
     assert current.height == 1_200 and original.height == 600
@@ -148,7 +150,7 @@ def test_publish_latest_overwrites_and_keeps_history(local_root: str) -> None:
     assert all(p.startswith("version=2024_02_01_00_00_00/") for p in commit_paths(lake, "add", 1))
     assert sorted(commit_paths(lake, "remove", 1)) == sorted(commit_paths(lake, "add", 0))
 
-    publish_latest("c", first, "2023-12-01T00:00:00Z")  # an older snapshot published late
+    assert publish_latest("c", first, "2023-12-01T00:00:00Z") is None  # an older snapshot published late
     assert commit_versions(lake) == [0, 1]  # never moves the table back, as _latest.json does not
 
 

@@ -191,6 +191,7 @@ def commit_delta(config: PipelineConfig, plan: PlanResult, commit: Commit) -> st
     import pyarrow as pa
 
     try:
+        from deltalake import DeltaTable
         from deltalake.transaction import (
             CommitProperties,
             Transaction,
@@ -224,4 +225,4 @@ def commit_delta(config: PipelineConfig, plan: PlanResult, commit: Commit) -> st
         )
     table.create_write_transaction(actions, "overwrite", schema, partition_by=partition_by,
                                    commit_properties=properties)  # fmt: skip
-    return f"Delta table {uri} at version {table.version() + 1}"
+    return f"Delta table {uri} at version {DeltaTable(uri, storage_options=options).version()}"
