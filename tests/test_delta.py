@@ -19,12 +19,12 @@ import pytest
 from deltalake import DeltaTable
 
 from dbsnaplake import storage
-from dbsnaplake.api import PipelineConfig, S3Location, run_pipeline
+from dbsnaplake.api import ConfigError, PipelineConfig, S3Location, run_pipeline
 from dbsnaplake.formats.delta import delta_partition_value
 
 from .support.cli import dbsnaplake, stage_options
 from .support.lake import lake_files, read_file, read_lake, same_rows
-from .support.snapshots import make_orders_snapshot, orders_config
+from .support.snapshots import YEAR_MONTH, make_orders_snapshot, orders_config
 
 DELTA = ("--table-format", "delta")
 SPECIAL = "a/b%c d=e ü€"
@@ -169,6 +169,29 @@ def test_a_later_snapshot_may_change_the_columns(local_root: str) -> None:
                                   partition_by=("year",), transform=transform))  # fmt: skip
     assert delta_rows(lake)["extra"].unique().to_list() == ["new"]
     assert "extra" not in delta_rows(lake, version=0).columns
+
+
+def test_other_partition_columns_are_refused_before_publishing(local_root: str) -> None:
+    """An overwrite commit cannot change the table's partition columns: the snapshot is refused before its
+    _SUCCESS, so the Parquet lake and the Delta table both stay on the previous snapshot."""
+    lake = storage.join(local_root, "lake", "orders")
+    manifest = make_orders_snapshot(storage.join(local_root, "a"), n_files=1, rows_per_file=200)
+
+    def config(name: str, stamp: str, partition_by: tuple[str, ...]) -> PipelineConfig:
+        location = S3Location(s3uri_staging=storage.join(local_root, "staging", name), s3uri_datalake=lake)
+        return delta_config(local_root, manifest, location=location, publish="latest", snapshot_time=stamp,
+                            partition_by=partition_by, transform=YEAR_MONTH)  # fmt: skip
+
+    run_pipeline(config("a", "2024-01-01T00:00:00Z", ("year",)))
+    message = (
+        f"--partition-by month differs from the Delta table {lake}'s partition columns (year), which a snapshot "
+        "cannot change: keep them, or publish to a new --datalake"
+    )
+    with pytest.raises(ConfigError) as refused:
+        run_pipeline(config("b", "2024-02-01T00:00:00Z", ("month",)))
+    assert str(refused.value) == message
+    assert not storage.exists(storage.join(lake, "version=2024_02_01_00_00_00", "_SUCCESS"))
+    assert commit_versions(lake) == [0]
 
 
 @pytest.mark.parametrize(

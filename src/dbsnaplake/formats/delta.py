@@ -185,22 +185,53 @@ def open_table(uri: str, options: Mapping[str, str]) -> Any | None:
     return DeltaTable(uri, storage_options=dict(options)) if has_commits(uri) else None
 
 
-def commit_delta(config: PipelineConfig, plan: PlanResult, commit: Commit) -> str | None:
-    """Commit the published snapshot ``commit`` to the Delta table, once. Returns what it did, or ``None`` when the
-    table already holds this snapshot or a newer one."""
-    import pyarrow as pa
-
+def check_delta(config: PipelineConfig, plan: PlanResult) -> None:
+    """Refuse, before anything is published, a snapshot the Delta table cannot take: deltalake missing, or (latest)
+    partition columns other than the table's, which an overwrite commit cannot change."""
     try:
-        from deltalake import DeltaTable
-        from deltalake.transaction import (
-            CommitProperties,
-            Transaction,
-            create_table_with_add_actions,
-        )
+        from deltalake.exceptions import DeltaError
     except ImportError:
         raise ConfigError(install_hint()) from None
-    root = table_root(config, plan)
-    uri, options = delta_uri(root), storage_options(root)
+    uri = delta_uri(table_root(config, plan))
+    try:
+        table = open_table(uri, storage_options(uri))
+        columns = table.metadata().partition_columns if table is not None else list(config.partition_by)
+    except DeltaError as exc:
+        raise StageError(f"{uri} is not a Delta table dbsnaplake can read ({exc}): publish to another --datalake") from None
+    if columns != list(config.partition_by):
+        raise ConfigError(
+            f"--partition-by {','.join(config.partition_by) or '(none)'} differs from the Delta table {uri}'s "
+            f"partition columns ({','.join(columns) or 'none'}), which a snapshot cannot change: keep them, or "
+            "publish to a new --datalake"
+        )
+
+
+def commit_delta(config: PipelineConfig, plan: PlanResult, commit: Commit) -> str | None:
+    """Commit the published snapshot ``commit`` to the Delta table, once. Returns what it did, or ``None`` when the
+    table already holds this snapshot or a newer one. A failure of delta-rs is a :class:`StageError` saying that
+    a rerun completes the commit."""
+    try:
+        from deltalake.exceptions import DeltaError
+    except ImportError:
+        raise ConfigError(install_hint()) from None
+    uri = delta_uri(table_root(config, plan))
+    try:
+        return commit_snapshot(config, plan, commit, uri)
+    except DeltaError as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise StageError(
+            f"the Delta commit to {uri} failed ({type(exc).__name__}: {first_line}); the lake itself is published "
+            "(_SUCCESS): fix the cause and run the same command again, which makes the commit once"
+        ) from None
+
+
+def commit_snapshot(config: PipelineConfig, plan: PlanResult, commit: Commit, uri: str) -> str | None:
+    """:func:`commit_delta` once deltalake is there: check the app transaction, then create or overwrite."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+    from deltalake.transaction import CommitProperties, Transaction, create_table_with_add_actions
+
+    options = storage_options(uri)
     table = open_table(uri, options)
     number = snapshot_number(plan.version)
     if table is not None and (table.transaction_version(APP_ID) or -1) >= number:

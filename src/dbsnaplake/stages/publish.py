@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import ConfigError, StageError
-from dbsnaplake.formats.delta import commit_delta
+from dbsnaplake.formats.delta import check_delta, commit_delta
 from dbsnaplake.layout import SUCCESS_FILE, VERSION_FOLDER, VERSION_PREFIX, success_file
 from dbsnaplake.ledger import COMPACT, Ledger, latest_root, read_commit, read_latest, switch_latest, write_commit
 from dbsnaplake.records import Commit, CommittedFile, PlanResult, PublishResult
@@ -70,6 +70,7 @@ def publish(config: PipelineConfig) -> PublishResult | None:
         files=files,
     )
     storage.remove_temporary_files(plan.version_root)  # left by killed writers: a committed folder holds no debris
+    check_table(config, plan)
     write_commit(plan.version_root, record)
     lake = config.location.s3dir_datalake
     moved = config.publish == "latest" and switch_latest(lake, plan.version_root, plan.version)
@@ -77,6 +78,12 @@ def publish(config: PipelineConfig) -> PublishResult | None:
     newer = current[0].version if current is not None else None
     table = publish_table(config, plan, record)
     return PublishResult(plan.version_root, len(files), n_record, moved, newer, table)
+
+
+def check_table(config: PipelineConfig, plan: PlanResult) -> None:
+    """Refuse, before anything is published, a snapshot the table format cannot take."""
+    if config.table_format == "delta":
+        check_delta(config, plan)
 
 
 def publish_table(config: PipelineConfig, plan: PlanResult, commit: Commit) -> str | None:
