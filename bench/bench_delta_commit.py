@@ -4,6 +4,7 @@ Writes N tiny Parquet files in hive partition folders (``year=/month=/``, one va
 with the add actions built by :func:`dbsnaplake.formats.delta.add_actions` from a commit record as ``_SUCCESS``
 holds it (the file writes are not timed):
 
+- **actions**: building the N ``add`` actions from the commit record (partition values parsed from the paths);
 - **create**: the table's first commit (``--publish historical``: the only one), N ``add`` actions;
 - **overwrite**: the next snapshot's commit (``--publish latest``), N ``add`` + N ``remove`` actions;
 - **reopen**: opening the table afterwards (what the next publish does to check its app transaction).
@@ -68,14 +69,17 @@ def one_round(root: str, n_files: int) -> dict[str, float]:
 
     uri, options = delta_uri(root), storage_options(root)
     partitions = [SCHEMA.field("year"), SCHEMA.field("month")]
-    first = add_actions(write_files(root, "version=1/", n_files), "version=1/", partitions, 0)
-    second = add_actions(write_files(root, "version=2/", n_files), "version=2/", partitions, 0)
+    commits = [write_files(root, f"version={n}/", n_files) for n in (1, 2)]
+    start = time.perf_counter()
+    first, second = (add_actions(c, f"version={n}/", partitions, 0) for n, c in enumerate(commits, 1))
+    building = (time.perf_counter() - start) / 2
     schema = Schema.from_arrow(SCHEMA)
 
     def txn(n: int) -> CommitProperties:
         return CommitProperties(app_transactions=[Transaction("dbsnaplake", n)])
 
     figures = {
+        "actions": building,
         "create": timed(lambda: create_table_with_add_actions(uri, schema, first, partition_by=["year", "month"],
                                                               storage_options=options, commit_properties=txn(1))),
     }  # fmt: skip
