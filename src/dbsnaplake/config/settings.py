@@ -278,6 +278,10 @@ class TableSettings:
         toml_top_level=True,
         default_text="from the snapshot and --worker-memory",
     )
+    # ---- table formats (issue 12: Delta) ----
+    table_format: Literal["parquet", "iceberg", "delta"] = setting(
+        "parquet", help="Publish as plain hive-partitioned Parquet, an Iceberg table or a Delta table.", result=True
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

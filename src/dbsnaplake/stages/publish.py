@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import ConfigError, StageError
+from dbsnaplake.formats.delta import check_delta, commit_delta
 from dbsnaplake.layout import SUCCESS_FILE, VERSION_FOLDER, VERSION_PREFIX, success_file
 from dbsnaplake.ledger import COMPACT, Ledger, latest_root, read_commit, read_latest, switch_latest, write_commit
 from dbsnaplake.records import Commit, CommittedFile, PlanResult, PublishResult
@@ -49,6 +50,7 @@ def publish(config: PipelineConfig) -> PublishResult | None:
     config = planned_config(plan.settings, config, config.location.s3dir_staging)
     commit = read_commit(plan.version_root)
     if commit is not None and commit.fingerprint == plan.fingerprint:
+        publish_table(config, plan, commit)  # completes a table commit a crash cut off; commits nothing when done
         return None
     validation = ledger.read_validation()
     if validation is None or not validation.ok:
@@ -68,12 +70,25 @@ def publish(config: PipelineConfig) -> PublishResult | None:
         files=files,
     )
     storage.remove_temporary_files(plan.version_root)  # left by killed writers: a committed folder holds no debris
+    check_table(config, plan)
     write_commit(plan.version_root, record)
     lake = config.location.s3dir_datalake
     moved = config.publish == "latest" and switch_latest(lake, plan.version_root, plan.version)
     current = read_latest(lake) if config.publish == "latest" and not moved else None
     newer = current[0].version if current is not None else None
-    return PublishResult(plan.version_root, len(files), n_record, moved, newer)
+    table = publish_table(config, plan, record)
+    return PublishResult(plan.version_root, len(files), n_record, moved, newer, table)
+
+
+def check_table(config: PipelineConfig, plan: PlanResult) -> None:
+    """Refuse, before anything is published, a snapshot the table format cannot take."""
+    if config.table_format == "delta":
+        check_delta(config, plan)
+
+
+def publish_table(config: PipelineConfig, plan: PlanResult, commit: Commit) -> str | None:
+    """The table format's commit of a published snapshot (after ``_SUCCESS``: the files it names are immutable)."""
+    return commit_delta(config, plan, commit) if config.table_format == "delta" else None
 
 
 @dataclass(frozen=True)
