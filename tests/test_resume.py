@@ -276,6 +276,23 @@ def test_an_older_snapshot_never_replaces_a_newer_one(local_root: str) -> None:
     assert "_latest.json stays on the newer version 2024_05_01_00_00_00" in str(result.published)
 
 
+def test_a_rerun_switches_the_pointer_a_crash_after_the_commit_left_unswitched(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=2, rows_per_file=100)
+    first = orders_config(local_root, manifest, publish="latest", snapshot_time="2024-04-01T00:00:00Z")
+    run_pipeline(first)
+    before_second = storage.read_bytes(storage.join(first.location.s3dir_datalake, LATEST_POINTER))
+    second = orders_config(local_root, manifest, publish="latest", snapshot_time="2024-05-01T00:00:00Z")
+    run_pipeline(second, fresh=True)
+    lake = second.location.s3dir_datalake
+    pointer = storage.join(lake, LATEST_POINTER)
+    storage.write_bytes(pointer, before_second)  # as if killed between _SUCCESS and the switch
+    assert "2024_04_01" in (latest_root(lake) or "")
+
+    run_pipeline(second)
+
+    assert "2024_05_01" in (latest_root(lake) or "")
+
+
 @pytest.mark.slow
 def test_a_reader_never_sees_two_snapshots_mixed(root: str) -> None:
     """Publish snapshot A, then publish B in another process while a reader keeps reading the lake the way the

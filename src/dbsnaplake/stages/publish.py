@@ -50,7 +50,7 @@ def publish(config: PipelineConfig) -> PublishResult | None:
     config = planned_config(plan.settings, config, config.location.s3dir_staging)
     commit = read_commit(plan.version_root)
     if commit is not None and commit.fingerprint == plan.fingerprint:
-        publish_table(config, plan, commit)  # completes a table commit a crash cut off; commits nothing when done
+        finish(config, plan, commit)  # a run killed after _SUCCESS: switch _latest.json, commit the table
         return None
     validation = ledger.read_validation()
     if validation is None or not validation.ok:
@@ -72,12 +72,18 @@ def publish(config: PipelineConfig) -> PublishResult | None:
     storage.remove_temporary_files(plan.version_root)  # left by killed writers: a committed folder holds no debris
     check_table(config, plan)
     write_commit(plan.version_root, record)
+    return finish(config, plan, record)
+
+
+def finish(config: PipelineConfig, plan: PlanResult, commit: Commit) -> PublishResult:
+    """What follows ``_SUCCESS``, each step idempotent so a rerun completes what a crash cut off: in ``latest``
+    mode the switch of ``_latest.json`` (never back to an older snapshot), then the table format's commit."""
     lake = config.location.s3dir_datalake
     moved = config.publish == "latest" and switch_latest(lake, plan.version_root, plan.version)
     current = read_latest(lake) if config.publish == "latest" and not moved else None
     newer = current[0].version if current is not None else None
-    table = publish_table(config, plan, record)
-    return PublishResult(plan.version_root, len(files), n_record, moved, newer, table)
+    table = publish_table(config, plan, commit)
+    return PublishResult(plan.version_root, commit.n_file, commit.n_record, moved, newer, table)
 
 
 def check_table(config: PipelineConfig, plan: PlanResult) -> None:
