@@ -530,12 +530,16 @@ class PublishResult(Record):
     pointer_moved: bool
     newer_version: str | None = None
     """``--publish latest``: the newer version ``_latest.json`` kept pointing to (this snapshot is older)."""
+    table: str | None = None
+    """``--table-format iceberg``: what the table commit did (``Iceberg table db.orders committed``)."""
 
     def __str__(self) -> str:
         where = f"{self.root} (_latest.json points to it)" if self.pointer_moved else self.root
         line = f"{self.n_file:,} files, {self.n_record:,} records committed in {where}"
         if self.newer_version:
             line += f"; _latest.json stays on the newer version {self.newer_version}"
+        if self.table:
+            line += f"; {self.table}"
         return line
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import ConfigError, StageError
+from dbsnaplake.formats.iceberg import publish_table
 from dbsnaplake.layout import SUCCESS_FILE, VERSION_FOLDER, VERSION_PREFIX, success_file
 from dbsnaplake.ledger import COMPACT, Ledger, latest_root, read_commit, read_latest, switch_latest, write_commit
 from dbsnaplake.records import Commit, CommittedFile, PlanResult, PublishResult
@@ -68,12 +69,15 @@ def publish(config: PipelineConfig) -> PublishResult | None:
         files=files,
     )
     storage.remove_temporary_files(plan.version_root)  # left by killed writers: a committed folder holds no debris
+    table = None
+    if config.table_format == "iceberg":  # the table commit, before _SUCCESS: a rerun finds it and skips it
+        table = publish_table(config, plan.fingerprint, plan.version, [plan.version_root + f.path for f in files])
     write_commit(plan.version_root, record)
     lake = config.location.s3dir_datalake
     moved = config.publish == "latest" and switch_latest(lake, plan.version_root, plan.version)
     current = read_latest(lake) if config.publish == "latest" and not moved else None
     newer = current[0].version if current is not None else None
-    return PublishResult(plan.version_root, len(files), n_record, moved, newer)
+    return PublishResult(plan.version_root, len(files), n_record, moved, newer, table)
 
 
 @dataclass(frozen=True)
