@@ -281,4 +281,3 @@ def fault_point(point: str) -> None:
     """Die here, as a killed process does, when the crash tests ask for it (see :data:`FAULT_VARIABLE`)."""
     if os.environ.get(FAULT_VARIABLE) == point:
         os.kill(os.getpid(), signal.SIGKILL)
-
