@@ -19,7 +19,13 @@ from pyiceberg.table import Table
 
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, S3Location, SortKey
-from dbsnaplake.formats.iceberg import FAULT_VARIABLE, FINGERPRINT_PROPERTY, catalog_properties, table_identifier
+from dbsnaplake.formats.iceberg import (
+    FAULT_VARIABLE,
+    FINGERPRINT_PROPERTY,
+    catalog_properties,
+    default_catalog,
+    table_identifier,
+)
 
 from .support.lake import expected_rows, lake_files, read_file, read_lake, same_rows
 from .support.snapshots import make_orders_snapshot
@@ -165,6 +171,19 @@ def test_a_catalog_value_that_is_none_of_them_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="--catalog s3://x: not a catalog"):
         catalog_properties("s3://x", "/tmp/lake/")
+
+
+def test_an_s3_lake_defaults_to_a_catalog_file_in_the_home_folder_and_a_local_one_to_a_file_beside_it() -> None:
+    assert (
+        default_catalog("s3://bucket/datalake/db/orders/") == f"sqlite:///{Path.home()}/.dbsnaplake/iceberg-catalog.db"
+    )
+    assert default_catalog("/data/datalake/db/orders/") == "sqlite:////data/datalake/db/iceberg-catalog.db"
+
+
+def test_iceberg_refuses_nanosecond_timestamps_before_running(local_root: str) -> None:
+    result = run(*run_options(local_root, "m.json"), "--keep-nanoseconds")
+    assert result.returncode == 1
+    assert "--keep-nanoseconds cannot go with --table-format iceberg" in result.stderr.strip().splitlines()[-1]
 
 
 def test_the_table_is_named_after_the_lake_folder_unless_given(local_root: str) -> None:

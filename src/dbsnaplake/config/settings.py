@@ -494,6 +494,11 @@ class PipelineConfig(TableSettings, RunSettings):
             )
         if self.table_format == "iceberg":  # an Iceberg data file holds its partition columns
             object.__setattr__(self, "partition_columns_in_files", True)
+            if self.keep_nanoseconds:
+                raise ConfigError(
+                    "--keep-nanoseconds cannot go with --table-format iceberg: Iceberg tables (format 2) have no "
+                    "nanosecond timestamps; drop --keep-nanoseconds (timestamps are then stored in microseconds)"
+                )
         if self.snapshot_manifest is None:
             object.__setattr__(self, "snapshot_manifest", self.location.s3path_snapshot_manifest_summary)
         else:
