@@ -183,12 +183,31 @@ def test_an_s3_lake_defaults_to_a_catalog_file_in_the_home_folder_and_a_local_on
 def test_iceberg_refuses_nanosecond_timestamps_before_running(local_root: str) -> None:
     result = run(*run_options(local_root, "m.json"), "--keep-nanoseconds")
     assert result.returncode == 1
-    assert "--keep-nanoseconds cannot go with --table-format iceberg" in result.stderr.strip().splitlines()[-1]
+    [message] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "--keep-nanoseconds cannot go with --table-format iceberg" in message
 
 
 def test_the_table_is_named_after_the_lake_folder_unless_given(local_root: str) -> None:
     config = config_of(run_options(local_root, "m.json", SNAPSHOT_TIME, "--datalake", "/l/My-DB/orders_2024"))
     assert table_identifier(config) == ("my_db", "orders_2024")
+
+
+@pytest.mark.slow
+def test_empty_and_null_partition_values_in_one_folder_are_refused_before_the_commit(local_root: str) -> None:
+    """Hive writes month '' and month null to one folder; an Iceberg file has one partition value: refused."""
+    manifest = make_orders_snapshot(local_root, n_files=1, rows_per_file=300)
+    month = "EXTRACT(MONTH FROM order_time)"
+    transform = (
+        f"SELECT *, CASE WHEN {month} = 1 THEN NULL WHEN {month} = 2 THEN '' ELSE 'other' END AS month FROM snapshot"
+    )
+    options = [*run_options(local_root, manifest), "--partition-by", "month", "--transform", transform]
+    result = run(*options)
+    assert result.returncode == 1
+    [message] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "partition column month holds ''" in message and "NULLIF(month, '')" in message, message
+    assert not Path(local_root, "datalake", "db", "orders", "_SUCCESS").exists()
+    catalog = open_catalog(f"sqlite:///{local_root}/datalake/db/iceberg-catalog.db")
+    assert catalog.list_tables("db") == []
 
 
 # ---- the S3 server: SQLite and Glue catalogs ------------------------------------------------------------------

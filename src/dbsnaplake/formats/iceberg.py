@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyiceberg.catalog import Catalog
     from pyiceberg.manifest import DataFile
+    from pyiceberg.schema import Schema
     from pyiceberg.table import Table, Transaction
 
     from dbsnaplake.config.settings import PipelineConfig
@@ -252,7 +253,27 @@ def read_data_files(transaction: Transaction, uris: Sequence[str]) -> list[DataF
     metadata = transaction.table_metadata
     io = load_file_io({**s3_properties(), **metadata.properties}, metadata.location)
     with ThreadPoolExecutor(FOOTER_THREADS) as pool:
-        return list(pool.map(lambda uri: parquet_file_to_data_file(io, metadata, uri), uris))
+        data_files = list(pool.map(lambda uri: parquet_file_to_data_file(io, metadata, uri), uris))
+    for data_file in data_files:
+        check_one_partition_value(data_file, [f.source_id for f in metadata.spec().fields], metadata.schema())
+    return data_files
+
+
+def check_one_partition_value(data_file: DataFile, source_ids: list[int], schema: Schema) -> None:
+    """Refuse a file whose partition column holds nulls (or NaNs) beside its one value: Hive writes ``""`` and null
+    (NaN and null) to one folder, but an Iceberg file has one partition value, and the other rows would be pruned
+    by a filter on it."""
+    for position, source_id in enumerate(source_ids):
+        value = data_file.partition[position]
+        nulls = (data_file.null_value_counts or {}).get(source_id, 0)
+        nans = (data_file.nan_value_counts or {}).get(source_id, 0)
+        if (value is not None and nulls + nans > 0) or (value is None and nans > 0):
+            name = schema.find_column_name(source_id)
+            raise StageError(
+                f"{data_file.file_path}: partition column {name} holds {value!r} and also {nulls} nulls, {nans} NaNs "
+                "in one Hive folder, but an Iceberg data file has one partition value: make them one value in "
+                f"--transform (e.g. NULLIF({name}, '')) and run again with --fresh"
+            )
 
 
 def add_snapshot(
