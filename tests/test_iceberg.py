@@ -28,6 +28,7 @@ from dbsnaplake.formats.iceberg import (
 )
 
 from .support.lake import expected_rows, lake_files, read_file, read_lake, same_rows
+from .support.rest_catalog import rest_catalog_server
 from .support.snapshots import make_orders_snapshot
 
 TRANSFORM = (
@@ -260,20 +261,35 @@ def test_a_run_killed_before_during_and_after_the_table_commit_commits_once(loca
 
 @pytest.mark.slow
 def test_publish_latest_overwrites_and_time_travel_shows_the_first_snapshot(local_root: str) -> None:
-    first = make_orders_snapshot(storage.join(local_root, "a"), n_files=2, rows_per_file=300, seed=1)
-    second = make_orders_snapshot(storage.join(local_root, "b"), n_files=3, rows_per_file=300, seed=2)
-    spec = f"sqlite:///{local_root}/catalog.db"
+    """Through a REST catalog: two snapshots make two commits, the second an overwrite; the table shows the second,
+    time travel (by the first's tag) the first. An older snapshot published last leaves the table alone."""
+    snapshots = [
+        (
+            make_orders_snapshot(storage.join(local_root, "a"), n_files=2, rows_per_file=300, seed=1),
+            "2024-01-01T00:00:00Z",
+        ),
+        (
+            make_orders_snapshot(storage.join(local_root, "b"), n_files=3, rows_per_file=300, seed=2),
+            "2024-02-01T00:00:00Z",
+        ),
+        (
+            make_orders_snapshot(storage.join(local_root, "c"), n_files=1, rows_per_file=300, seed=3),
+            "2023-12-01T00:00:00Z",
+        ),
+    ]
     runs = []
-    for manifest, stamp in ((first, "2024-01-01T00:00:00Z"), (second, "2024-02-01T00:00:00Z")):
-        options = run_options(local_root, manifest, stamp, "--catalog", spec, "--publish", "latest")
-        result = run(*options, "--snapshot-time", stamp)
-        assert result.returncode == 0, result.stderr
-        runs.append(options)
+    with rest_catalog_server(f"{local_root}/rest-catalog.db") as url:
+        for manifest, stamp in snapshots:
+            options = run_options(local_root, manifest, stamp, "--catalog", f"rest+{url}", "--publish", "latest")
+            result = run(*options, "--snapshot-time", stamp)
+            assert result.returncode == 0, result.stderr
+            runs.append(options)
+        assert "Iceberg table db.orders stays on the newer version 2024_02_01_00_00_00" in result.stdout
+        table = load_catalog("reader", type="rest", uri=url).load_table("db.orders")
 
-    table = open_catalog(spec).load_table("db.orders")
-    snapshots = table.snapshots()
-    assert len(snapshots) == 2
-    assert snapshots[1].summary is not None and snapshots[1].summary.operation.value == "overwrite"
+    commits = table.snapshots()
+    assert len(commits) == 2
+    assert commits[1].summary is not None and commits[1].summary.operation.value == "overwrite"
     now = scanned(table)
     assert now.height == 900
     same_rows(now, expected_rows(config_of(runs[1])), key="order_id")
