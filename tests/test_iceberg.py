@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyiceberg.catalog import Catalog, load_catalog
@@ -19,11 +20,13 @@ from pyiceberg.table import Table
 
 from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, S3Location, SortKey
+from dbsnaplake.errors import ConfigError, StageError
 from dbsnaplake.formats.iceberg import (
     FAULT_VARIABLE,
     FINGERPRINT_PROPERTY,
     catalog_properties,
     default_catalog,
+    publish_table,
     table_identifier,
 )
 
@@ -168,8 +171,6 @@ def test_catalog_values_become_pyiceberg_properties(spec: str, properties: dict[
 
 
 def test_a_catalog_value_that_is_none_of_them_is_refused() -> None:
-    from dbsnaplake.errors import ConfigError
-
     with pytest.raises(ConfigError, match="--catalog s3://x: not a catalog"):
         catalog_properties("s3://x", "/tmp/lake/")
 
@@ -209,6 +210,59 @@ def test_empty_and_null_partition_values_in_one_folder_are_refused_before_the_co
     assert not Path(local_root, "datalake", "db", "orders", "_SUCCESS").exists()
     catalog = open_catalog(f"sqlite:///{local_root}/datalake/db/iceberg-catalog.db")
     assert catalog.list_tables("db") == []
+
+
+# ---- the commit on its own, over files written here ----------------------------------------------------------------
+
+
+def write_version(lake: str, version: str, columns: dict[str, list[Any]], partition_by: tuple[str, ...]) -> list[str]:
+    """A version folder of ``lake`` as compaction leaves it: a file per partition, partition columns inside."""
+    table = pa.table(columns)
+    keys = table.select(list(partition_by)).to_pylist() if partition_by else [{}]
+    uris = []
+    for key in sorted({tuple(k.items()) for k in keys}):
+        mask = [all(row[c] == v for c, v in key) for row in table.to_pylist()]
+        folder = "/".join(f"{c}={v}" for c, v in key)
+        uri = storage.join(lake, f"version={version}", folder, "part-00000-00000.parquet")
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table.filter(pa.array(mask)), uri)
+        uris.append(uri)
+    return uris
+
+
+def latest_config(root: str, partition_by: tuple[str, ...]) -> PipelineConfig:
+    return PipelineConfig(
+        location=S3Location(s3uri_staging=storage.join(root, "staging"), s3uri_datalake=storage.join(root, "db", "t")),
+        partition_by=partition_by,
+        table_format="iceberg",
+        publish="latest",
+        catalog=f"sqlite:///{root}/catalog.db",
+    )
+
+
+def test_a_later_snapshot_with_a_new_column_widens_the_table(local_root: str) -> None:
+    config = latest_config(local_root, ("region",))
+    lake = config.location.s3dir_datalake
+    first = write_version(lake, "1", {"id": [1, 2], "region": ["eu", "us"]}, ("region",))
+    assert publish_table(config, "f1", "2024_01_01_00_00_00", first) == "Iceberg table db.t committed"
+    second = write_version(lake, "2", {"id": [3], "region": ["eu"], "note": ["new"]}, ("region",))
+    assert publish_table(config, "f2", "2024_02_01_00_00_00", second) == "Iceberg table db.t committed"
+    assert publish_table(config, "f2", "2024_02_01_00_00_00", second) == "Iceberg table db.t (already committed)"
+    table = open_catalog(f"sqlite:///{local_root}/catalog.db").load_table("db.t")
+    assert table.schema().column_names == ["id", "region", "note"]
+    assert table.scan().to_arrow().to_pylist() == [{"id": 3, "region": "eu", "note": "new"}]
+    assert len(table.scan(snapshot_id=table.refs()["2024_01_01_00_00_00"].snapshot_id).to_arrow()) == 2
+
+
+def test_an_unpartitioned_lake_is_an_unpartitioned_table_and_a_new_partitioning_is_refused(local_root: str) -> None:
+    config = latest_config(local_root, ())
+    files = write_version(config.location.s3dir_datalake, "1", {"id": [1, 2], "region": ["eu", "us"]}, ())
+    publish_table(config, "f1", "2024_01_01_00_00_00", files)
+    table = open_catalog(f"sqlite:///{local_root}/catalog.db").load_table("db.t")
+    assert table.spec().is_unpartitioned() and len(table.scan().to_arrow()) == 2
+    regions = write_version(config.location.s3dir_datalake, "2", {"id": [1], "region": ["eu"]}, ("region",))
+    with pytest.raises(StageError, match=r"db.t is partitioned by \(none\), this run by region"):
+        publish_table(latest_config(local_root, ("region",)), "f2", "2024_02_01_00_00_00", regions)
 
 
 # ---- the S3 server: SQLite and Glue catalogs ------------------------------------------------------------------

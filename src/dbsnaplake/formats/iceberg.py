@@ -230,6 +230,13 @@ def start_transaction(
                 for column in config.partition_by:
                     spec.add_identity(column)
     else:
+        partitioned_by = tuple(table.schema().find_column_name(f.source_id) for f in table.spec().fields)
+        if partitioned_by != config.partition_by:
+            raise StageError(
+                f"the Iceberg table {'.'.join(identifier)} is partitioned by {','.join(map(str, partitioned_by)) or '(none)'}"
+                f", this run by {','.join(config.partition_by) or '(none)'}: publish to another table "
+                "(--table-identifier) or drop that one"
+            )
         transaction = table.transaction()
         if schema is not None:
             with transaction.update_schema() as update:
