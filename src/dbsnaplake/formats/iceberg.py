@@ -159,8 +159,7 @@ def publish_table(config: PipelineConfig, fingerprint: str, version: str, files:
     try:
         table = load_table(catalog, (namespace, name))
         if table is not None:
-            done = committed_version(table, fingerprint)
-            if done is not None:
+            if is_committed(table, fingerprint):
                 return f"{where} (already committed)"
             current = current_version(table)
             if config.publish == "latest" and current is not None and current > version:
@@ -194,13 +193,9 @@ def load_table(catalog: Catalog, identifier: tuple[str, str]) -> Table | None:
         return None
 
 
-def committed_version(table: Table, fingerprint: str) -> str | None:
-    """The version of the table's snapshot made by a publish of ``fingerprint``, if there is one."""
-    for snapshot in table.snapshots():
-        summary = snapshot.summary
-        if summary is not None and summary.get(FINGERPRINT_PROPERTY) == fingerprint:
-            return summary.get(VERSION_PROPERTY) or "?"
-    return None
+def is_committed(table: Table, fingerprint: str) -> bool:
+    """Whether one of the table's snapshots was made by a publish of ``fingerprint`` (a run's plan)."""
+    return any(s.summary is not None and s.summary.get(FINGERPRINT_PROPERTY) == fingerprint for s in table.snapshots())
 
 
 def current_version(table: Table) -> str | None:
