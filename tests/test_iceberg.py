@@ -215,8 +215,11 @@ def test_empty_and_null_partition_values_in_one_folder_are_refused_before_the_co
 # ---- the commit on its own, over files written here ----------------------------------------------------------------
 
 
-def write_version(lake: str, version: str, columns: dict[str, list[Any]], partition_by: tuple[str, ...]) -> list[str]:
-    """A version folder of ``lake`` as compaction leaves it: a file per partition, partition columns inside."""
+def write_version(
+    lake: str, version: str, columns: dict[str, list[Any]], partition_by: tuple[str, ...]
+) -> dict[str, int]:
+    """A version folder of ``lake`` as compaction leaves it: a file per partition, partition columns inside;
+    returns the files' sizes by URI."""
     table = pa.table(columns)
     keys = table.select(list(partition_by)).to_pylist() if partition_by else [{}]
     uris = []
@@ -227,7 +230,7 @@ def write_version(lake: str, version: str, columns: dict[str, list[Any]], partit
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table.filter(pa.array(mask)), uri)
         uris.append(uri)
-    return uris
+    return {uri: Path(uri).stat().st_size for uri in uris}
 
 
 def latest_config(root: str, partition_by: tuple[str, ...]) -> PipelineConfig:

@@ -30,7 +30,7 @@ import contextlib
 import os
 import re
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from pyiceberg.manifest import DataFile
     from pyiceberg.schema import Schema
     from pyiceberg.table import Table, Transaction
+    from pyiceberg.table.metadata import TableMetadata
 
     from dbsnaplake.config.settings import PipelineConfig
 
@@ -147,8 +148,9 @@ def iceberg_uri(uri: str) -> str:
 # ---- the commit -----------------------------------------------------------------------------------------------
 
 
-def publish_table(config: PipelineConfig, fingerprint: str, version: str, files: Sequence[str]) -> str:
-    """Register ``files`` (this snapshot's data-lake files) as the table's current snapshot in one atomic commit,
+def publish_table(config: PipelineConfig, fingerprint: str, version: str, files: Mapping[str, int]) -> str:
+    """Register ``files`` (this snapshot's data-lake files: URI → size) as the table's current snapshot in one
+    atomic commit,
     unless a commit of ``fingerprint`` (or, in ``latest`` mode, of a newer version) is already there. Returns what
     happened, for the publish result."""
     fault_point("before")
@@ -165,7 +167,7 @@ def publish_table(config: PipelineConfig, fingerprint: str, version: str, files:
             if config.publish == "latest" and current is not None and current > version:
                 return f"{where} stays on the newer version {current}"
         transaction = start_transaction(catalog, table, (namespace, name), iceberg_uri(lake), files, config)
-        data_files = read_data_files(transaction, [iceberg_uri(f) for f in files])
+        data_files = read_data_files(transaction, files)
         add_snapshot(transaction, table, data_files, fingerprint, version)
         fault_point("during")
         transaction.commit_transaction()
@@ -208,14 +210,14 @@ def start_transaction(
     table: Table | None,
     identifier: tuple[str, str],
     location: str,
-    files: Sequence[str],
+    files: Mapping[str, int],
     config: PipelineConfig,
 ) -> Transaction:
     """A transaction on the table (its schema widened to the files'), or one creating it with an identity partition
     spec on the partition columns; either way with the name mapping that reads files without Iceberg field ids."""
     from pyiceberg.table import TableProperties
 
-    schema = file_schema(files[0]) if files else None
+    schema = file_schema(next(iter(files))) if files else None
     if table is None:
         if schema is None:
             raise StageError(f"no data-lake file to make the Iceberg table {'.'.join(identifier)} from")
@@ -247,18 +249,44 @@ def file_schema(uri: str) -> pa.Schema:
     return read_parquet_footer(uri).schema
 
 
-def read_data_files(transaction: Transaction, uris: Sequence[str]) -> list[DataFile]:
-    """Each file's Iceberg entry (size, column statistics, partition values) from its Parquet footer."""
-    from pyiceberg.io import load_file_io
-    from pyiceberg.io.pyarrow import parquet_file_to_data_file
-
+def read_data_files(transaction: Transaction, files: Mapping[str, int]) -> list[DataFile]:
+    """Each file's Iceberg entry (size, column statistics, partition values), from its Parquet footer: one ranged
+    read through dbsnaplake's storage (its S3 retries), as pyiceberg's ``add_files`` makes it."""
     metadata = transaction.table_metadata
-    io = load_file_io({**s3_properties(), **metadata.properties}, metadata.location)
     with ThreadPoolExecutor(FOOTER_THREADS) as pool:
-        data_files = list(pool.map(lambda uri: parquet_file_to_data_file(io, metadata, uri), uris))
-    for data_file in data_files:
-        check_one_partition_value(data_file, [f.source_id for f in metadata.spec().fields], metadata.schema())
+        data_files = list(pool.map(lambda item: data_file(item[0], item[1], metadata), files.items()))
+    for entry in data_files:
+        check_one_partition_value(entry, [f.source_id for f in metadata.spec().fields], metadata.schema())
     return data_files
+
+
+def data_file(uri: str, size: int, metadata: TableMetadata) -> DataFile:
+    import pyarrow.parquet as pq
+    from pyiceberg.io.pyarrow import (
+        compute_statistics_plan,
+        data_file_statistics_from_parquet_metadata,
+        parquet_path_to_id_mapping,
+    )
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+
+    with storage.open_input_file(uri, size) as f:
+        footer = pq.ParquetFile(f).metadata
+    schema = metadata.schema()
+    statistics = data_file_statistics_from_parquet_metadata(
+        footer, compute_statistics_plan(schema, metadata.properties), parquet_path_to_id_mapping(schema)
+    )
+    return DataFile.from_args(
+        content=DataFileContent.DATA,
+        file_path=iceberg_uri(uri),
+        file_format=FileFormat.PARQUET,
+        partition=statistics.partition(metadata.spec(), schema),
+        file_size_in_bytes=size,
+        sort_order_id=None,
+        spec_id=metadata.default_spec_id,
+        equality_ids=None,
+        key_metadata=None,
+        **statistics.to_serialized_dict(),
+    )
 
 
 def check_one_partition_value(data_file: DataFile, source_ids: list[int], schema: Schema) -> None:

@@ -71,7 +71,7 @@ def publish(config: PipelineConfig) -> PublishResult | None:
     storage.remove_temporary_files(plan.version_root)  # left by killed writers: a committed folder holds no debris
     table = None
     if config.table_format == "iceberg":  # the table commit, before _SUCCESS: a rerun finds it and skips it
-        table = publish_table(config, plan.fingerprint, plan.version, [plan.version_root + f.path for f in files])
+        table = publish_table(config, plan.fingerprint, plan.version, {plan.version_root + f.path: f.size for f in files})
     write_commit(plan.version_root, record)
     lake = config.location.s3dir_datalake
     moved = config.publish == "latest" and switch_latest(lake, plan.version_root, plan.version)
