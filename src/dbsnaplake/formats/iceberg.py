@@ -75,7 +75,6 @@ def catalog_properties(spec: str, lake: str) -> dict[str, str]:
     """pyiceberg's catalog properties for a ``--catalog`` value (``{}``: a catalog of pyiceberg's own configuration),
     with the S3 endpoint and region of the AWS environment for the table's files."""
     if spec.startswith("sqlite:///"):
-        Path(spec[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         properties = {"type": "sql", "uri": spec, "init_catalog_tables": "true"}
     elif spec.startswith(("rest+https://", "rest+http://")):
         properties = {"type": "rest", "uri": spec[len("rest+") :]}
@@ -115,9 +114,11 @@ def open_catalog(spec: str | None, lake: str) -> Catalog:
     except ImportError:
         raise ConfigError(f"--table-format iceberg needs pyiceberg: {INSTALL_HINT}") from None
     spec = spec or default_catalog(lake)
-    name = spec if not catalog_properties(spec, lake) else CATALOG_NAME
+    properties = catalog_properties(spec, lake)
+    if spec.startswith("sqlite:///"):  # SQLite makes the file, not its folder
+        Path(spec[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return load_catalog(name, **catalog_properties(spec, lake))
+        return load_catalog(CATALOG_NAME if properties else spec, **properties)
     except ImportError as exc:
         raise ConfigError(f"--catalog {spec} needs {exc.name}: {INSTALL_HINT}") from None
     except Exception as exc:  # pyiceberg raises ValueError, NotInstalledError, ... for a catalog it cannot load
