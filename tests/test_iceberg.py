@@ -165,14 +165,14 @@ def test_the_parquet_format_keeps_partition_columns_in_the_files_when_asked(loca
     ],
 )
 def test_catalog_values_become_pyiceberg_properties(spec: str, properties: dict[str, str]) -> None:
-    made = catalog_properties(spec, "/tmp/x/lake/")
+    made = catalog_properties(spec)
     assert {k: v for k, v in made.items() if k in properties} == properties
     assert bool(made) == bool(properties)
 
 
 def test_a_catalog_value_that_is_none_of_them_is_refused() -> None:
     with pytest.raises(ConfigError, match="--catalog s3://x: not a catalog"):
-        catalog_properties("s3://x", "/tmp/lake/")
+        catalog_properties("s3://x")
 
 
 def test_an_s3_lake_defaults_to_a_catalog_file_in_the_home_folder_and_a_local_one_to_a_file_beside_it() -> None:

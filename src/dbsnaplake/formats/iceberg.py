@@ -71,7 +71,7 @@ def default_catalog(lake: str) -> str:
     return f"sqlite:///{(folder / CATALOG_FILE).absolute()}"
 
 
-def catalog_properties(spec: str, lake: str) -> dict[str, str]:
+def catalog_properties(spec: str) -> dict[str, str]:
     """pyiceberg's catalog properties for a ``--catalog`` value (``{}``: a catalog of pyiceberg's own configuration),
     with the S3 endpoint and region of the AWS environment for the table's files."""
     if spec.startswith("sqlite:///"):
@@ -114,7 +114,7 @@ def open_catalog(spec: str | None, lake: str) -> Catalog:
     except ImportError:
         raise ConfigError(f"--table-format iceberg needs pyiceberg: {INSTALL_HINT}") from None
     spec = spec or default_catalog(lake)
-    properties = catalog_properties(spec, lake)
+    properties = catalog_properties(spec)
     if spec.startswith("sqlite:///"):  # SQLite makes the file, not its folder
         Path(spec[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     try:
