@@ -154,7 +154,7 @@ def test_cli_failing_table_exits_non_zero(local_root: str, tmp_path: Path) -> No
 def test_unknown_keys_are_named_with_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"'partition_by' in x\.toml .*per-table settings go in \[tables"):
         parse_config('partition_by = ["year"]', "x.toml")
-    with pytest.raises(ConfigError, match=r"'partiton_by' in \[tables\.\"db\.t\"\] \(known: group_size, keep_nanoseconds, partition_by"):
+    with pytest.raises(ConfigError, match=r"'partiton_by' in \[tables\.\"db\.t\"\] \(known: catalog, group_size, keep_nanoseconds, partition_by"):
         parse_config('[tables."db.t"]\npartiton_by = ["year"]', "x.toml")
     with pytest.raises(ConfigError, match=r"'quote' in \[csv\]"):
         parse_config('[csv]\nquote = "\'"', "x.toml")

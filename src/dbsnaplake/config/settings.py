@@ -278,9 +278,32 @@ class TableSettings:
         toml_top_level=True,
         default_text="from the snapshot and --worker-memory",
     )
-    # ---- table formats (issue 12: Delta) ----
+    # ---- table formats and catalogs (issue 12) ----
     table_format: Literal["parquet", "iceberg", "delta"] = setting(
         "parquet", help="Publish as plain hive-partitioned Parquet, an Iceberg table or a Delta table.", result=True
+    )
+    partition_columns_in_files: bool = setting(
+        False,
+        flag="--partition-columns-in-files/--no-partition-columns-in-files",
+        help="Keep the partition columns inside the data-lake files too (with their types), not only in the folder "
+        "names; always on with --table-format iceberg, whose data files must hold them.",
+        result=True,
+        toml_top_level=True,
+        default_text="on for iceberg",
+    )
+    catalog: str | None = setting(
+        None,
+        help="The Iceberg catalog to register the table in: sqlite:///PATH, rest+https://HOST/PATH, glue, or the name "
+        "of a catalog in ~/.pyiceberg.yaml.",
+        result=True,
+        toml_top_level=True,
+        default_text="sqlite: iceberg-catalog.db beside a local DATALAKE, ~/.dbsnaplake/ for an S3 one",
+    )
+    table_identifier: str | None = setting(
+        None,
+        help="The catalog's namespace.table for the Iceberg table.",
+        result=True,
+        default_text="from DATALAKE: <parent folder>.<folder>",
     )
 
 
@@ -477,6 +500,13 @@ class PipelineConfig(TableSettings, RunSettings):
                 "--partition-by version collides with the version=<time>/ folders of --publish latest: rename the "
                 "column in --transform (SELECT *, version AS row_version ...), or use --publish historical"
             )
+        if self.table_format == "iceberg":  # an Iceberg data file holds its partition columns
+            object.__setattr__(self, "partition_columns_in_files", True)
+            if self.keep_nanoseconds:
+                raise ConfigError(
+                    "--keep-nanoseconds cannot go with --table-format iceberg: Iceberg tables (format 2) have no "
+                    "nanosecond timestamps; drop --keep-nanoseconds (timestamps are then stored in microseconds)"
+                )
         if self.snapshot_manifest is None:
             object.__setattr__(self, "snapshot_manifest", self.location.s3path_snapshot_manifest_summary)
         else:

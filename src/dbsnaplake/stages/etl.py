@@ -170,11 +170,14 @@ def transform_file(spec: str | None, table: pa.Table, uri: str) -> pl.DataFrame:
         raise TransformError(f"{exc} (on {uri})") from None
 
 
-def split_partitions(frame: pl.DataFrame, keys: tuple[str, ...]) -> list[tuple[str, pl.DataFrame]]:
-    """``[(hive path, rows without the key columns)]``, sorted by path; one entry ``("", frame)`` without keys."""
+def split_partitions(
+    frame: pl.DataFrame, keys: tuple[str, ...], include_key: bool = False
+) -> list[tuple[str, pl.DataFrame]]:
+    """``[(hive path, rows without the key columns, or with them if include_key)]``, sorted by path; one entry
+    ``("", frame)`` without keys."""
     if not keys:
         return [("", frame)] if frame.height else []
-    parts = frame.partition_by(list(keys), as_dict=True, include_key=False, maintain_order=True)
+    parts = frame.partition_by(list(keys), as_dict=True, include_key=include_key, maintain_order=True)
     by_path: dict[str, list[pl.DataFrame]] = {}
     for values, part in parts.items():
         # "" and null (or NaN and null) are two groups but one Hive folder: write them as one partition
@@ -240,12 +243,13 @@ class GroupRows:
         config = self.config
         out = transform_file(config.transform, table, where)
         config.require_output_columns(out.columns)
-        polars_schema = out.head(0).drop(list(config.partition_by)).to_arrow(compat_level=COMPAT).schema
+        dropped = [] if config.partition_columns_in_files else list(config.partition_by)
+        polars_schema = out.head(0).drop(dropped).to_arrow(compat_level=COMPAT).schema
         schema = lake_schema(polars_schema, table.schema, config.keep_nanoseconds)
         check_sort_keys(schema, config.sort_by, where)
         parts = [
             (path, to_lake(part.to_arrow(compat_level=COMPAT), table.schema, config.keep_nanoseconds, where))
-            for path, part in split_partitions(out, config.partition_by)
+            for path, part in split_partitions(out, config.partition_by, config.partition_columns_in_files)
         ]
         if dry_run:
             return

@@ -26,6 +26,7 @@ from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import ConfigError, StageError
 from dbsnaplake.formats.delta import check_delta, commit_delta
+from dbsnaplake.formats.iceberg import commit_iceberg
 from dbsnaplake.layout import SUCCESS_FILE, VERSION_FOLDER, VERSION_PREFIX, success_file
 from dbsnaplake.ledger import COMPACT, Ledger, latest_root, read_commit, read_latest, switch_latest, write_commit
 from dbsnaplake.records import Commit, CommittedFile, PlanResult, PublishResult
@@ -94,6 +95,10 @@ def check_table(config: PipelineConfig, plan: PlanResult) -> None:
 
 def publish_table(config: PipelineConfig, plan: PlanResult, commit: Commit) -> str | None:
     """The table format's commit of a published snapshot (after ``_SUCCESS``: the files it names are immutable)."""
+    if config.table_format == "iceberg":
+        return commit_iceberg(
+            config, plan.fingerprint, plan.version, {plan.version_root + f.path: f.size for f in commit.files}
+        )
     return commit_delta(config, plan, commit) if config.table_format == "delta" else None
 
 
