@@ -25,8 +25,18 @@ from dataclasses import dataclass
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import ConfigError, StageError
+from dbsnaplake.formats.hive import committed_schema, default_table_name, published_table
 from dbsnaplake.layout import SUCCESS_FILE, VERSION_FOLDER, VERSION_PREFIX, success_file
-from dbsnaplake.ledger import COMPACT, Ledger, latest_root, read_commit, read_latest, switch_latest, write_commit
+from dbsnaplake.ledger import (
+    COMPACT,
+    Ledger,
+    latest_root,
+    read_commit,
+    read_latest,
+    read_published,
+    switch_latest,
+    write_commit,
+)
 from dbsnaplake.records import Commit, CommittedFile, PlanResult, PublishResult
 
 
@@ -49,6 +59,7 @@ def publish(config: PipelineConfig) -> PublishResult | None:
     config = planned_config(plan.settings, config, config.location.s3dir_staging)
     commit = read_commit(plan.version_root)
     if commit is not None and commit.fingerprint == plan.fingerprint:
+        register_in_catalog(config)  # a crash between the commit and the registration: finish it
         return None
     validation = ledger.read_validation()
     if validation is None or not validation.ok:
@@ -66,6 +77,8 @@ def publish(config: PipelineConfig) -> PublishResult | None:
         n_file=len(files),
         n_record=n_record,
         files=files,
+        schema=committed_schema(plan.version_root, files, config.partition_by, plan.lake_schema),
+        partition_by=config.partition_by,
     )
     storage.remove_temporary_files(plan.version_root)  # left by killed writers: a committed folder holds no debris
     write_commit(plan.version_root, record)
@@ -73,7 +86,19 @@ def publish(config: PipelineConfig) -> PublishResult | None:
     moved = config.publish == "latest" and switch_latest(lake, plan.version_root, plan.version)
     current = read_latest(lake) if config.publish == "latest" and not moved else None
     newer = current[0].version if current is not None else None
-    return PublishResult(plan.version_root, len(files), n_record, moved, newer)
+    registered = register_in_catalog(config)
+    return PublishResult(plan.version_root, len(files), n_record, moved, newer, registered)
+
+
+def register_in_catalog(config: PipelineConfig) -> str | None:
+    """With ``--glue-database``: register the published lake in Glue (idempotent); what was done, as a line."""
+    if not config.glue_database:
+        return None
+    from dbsnaplake.formats.glue import register_in_glue
+
+    lake = config.location.s3dir_datalake
+    table = published_table(*read_published(lake))
+    return str(register_in_glue(table, config.glue_database, config.glue_table or default_table_name(lake)))
 
 
 @dataclass(frozen=True)

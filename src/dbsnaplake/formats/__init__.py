@@ -1,0 +1,1 @@
+"""Table formats and catalogs the published lake is registered in."""
