@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from dbsnaplake.errors import SnapshotError
-from dbsnaplake.formats.hive import column_type, quote
+from dbsnaplake.formats.hive import column_type, default_table_name, quote
 
 POINT = pa.struct([("x", pa.float64()), ("odd name", pa.int32())])
 TYPES = [
@@ -77,3 +77,8 @@ def test_identifiers_are_quoted_so_that_any_name_survives() -> None:
     assert quote("we`ird, col", "athena") == "`we``ird, col`"
     assert quote("we`ird, col", "spark") == "`we``ird, col`"
     assert quote('say "hi"', "trino") == '"say ""hi"""'
+
+
+def test_the_default_table_name_is_the_lake_folder_as_athena_accepts_it() -> None:
+    assert default_table_name("s3://b/datalake/mydb/orders/") == "orders"
+    assert default_table_name("s3://b/datalake/mydb/Orders-EU_2021_01_01_08_30_00") == "orders_eu_2021_01_01_08_30_00"
