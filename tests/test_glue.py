@@ -13,8 +13,9 @@ import pyarrow as pa
 import pytest
 
 from dbsnaplake import storage
-from dbsnaplake.formats.glue import register_in_glue
-from dbsnaplake.formats.hive import Partition, PublishedTable
+from dbsnaplake.api import PublishedTable, register_in_glue
+from dbsnaplake.errors import StageError
+from dbsnaplake.formats.hive import Partition
 from dbsnaplake.ledger import latest_root
 
 from .support.cli import dbsnaplake
@@ -108,13 +109,32 @@ def test_partitions_go_to_glue_in_batches_and_only_changes_are_sent(s3_server: s
     shrunk = register_in_glue(table(range(120)), database, "events")
     assert (shrunk.created_table, shrunk.partitions_created, shrunk.partitions_updated) == (False, 0, 0)
     assert shrunk.partitions_deleted == 130
+    client = boto3.client("glue", endpoint_url=s3_server, region_name="us-east-1")
+    versions = len(client.get_table_versions(DatabaseName=database, TableName="events")["TableVersions"])
     same = register_in_glue(table(range(120)), database, "events")
     assert (same.partitions_created, same.partitions_updated, same.partitions_deleted) == (0, 0, 0)
+    assert len(client.get_table_versions(DatabaseName=database, TableName="events")["TableVersions"]) == versions
     moved = register_in_glue(table(range(120), "2024_02_01_00_00_00"), database, "events")
     assert (moved.partitions_created, moved.partitions_updated, moved.partitions_deleted) == (0, 120, 0)
 
-    client = boto3.client("glue", endpoint_url=s3_server, region_name="us-east-1")
     pages = client.get_paginator("get_partitions").paginate(DatabaseName=database, TableName="events")
     partitions = [p for page in pages for p in page["Partitions"]]
     assert sorted(int(p["Values"][0]) for p in partitions) == list(range(120))
     assert {p["StorageDescriptor"]["Location"].split("/")[4] for p in partitions} == {"version=2024_02_01_00_00_00"}
+
+
+def test_a_table_dbsnaplake_did_not_make_is_not_overwritten(s3_server: str) -> None:
+    database = f"foreign_{uuid.uuid4().hex[:8]}"
+    client = boto3.client("glue", endpoint_url=s3_server, region_name="us-east-1")
+    client.create_database(DatabaseInput={"Name": database})
+    theirs = {
+        "Name": "orders",
+        "StorageDescriptor": {"Columns": [{"Name": "x", "Type": "int"}], "Location": "s3://b/x/"},
+    }
+    client.create_table(DatabaseName=database, TableInput=theirs)
+    published = PublishedTable("s3://b/lake/", "2024_01_01_00_00_00", (pa.field("id", pa.int64()),), (), ())
+
+    with pytest.raises(StageError, match=r"exists and was not made by dbsnaplake.*--glue-table"):
+        register_in_glue(published, database, "orders")
+    found = client.get_table(DatabaseName=database, Name="orders")["Table"]
+    assert found["StorageDescriptor"]["Location"] == "s3://b/x/"

@@ -134,7 +134,8 @@ def table_input(name: str, table: PublishedTable) -> dict[str, Any]:
 
 
 def put_table(client: Any, database: str, name: str, table: PublishedTable) -> bool:
-    """Create the table, or update it when it exists. Returns whether it was created."""
+    """Create the table, or update it when it exists and differs (every update archives a table version in Glue).
+    A table of that name that dbsnaplake did not make is refused, not overwritten. Returns whether it was created."""
     wanted = table_input(name, table)
     try:
         client.create_table(DatabaseName=database, TableInput=wanted)
@@ -142,7 +143,16 @@ def put_table(client: Any, database: str, name: str, table: PublishedTable) -> b
     except Exception as exc:
         if _error_code(exc) != "AlreadyExistsException":
             raise
-    client.update_table(DatabaseName=database, TableInput=wanted)
+    found = client.get_table(DatabaseName=database, Name=name)["Table"]
+    if VERSION_PARAMETER not in (found.get("Parameters") or {}):
+        raise StageError(
+            f"Glue table {database}.{name} exists and was not made by dbsnaplake (it has no {VERSION_PARAMETER} "
+            "parameter): choose another name with --glue-table, or drop that table, then rerun 'dbsnaplake publish'"
+        )
+    if any(found.get(key) != wanted[key] for key in ("Parameters", "PartitionKeys", "TableType")) or _differs(
+        found, wanted
+    ):
+        client.update_table(DatabaseName=database, TableInput=wanted)
     return False
 
 
