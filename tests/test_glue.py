@@ -105,17 +105,27 @@ def test_partitions_go_to_glue_in_batches_and_only_changes_are_sent(s3_server: s
         return PublishedTable(root, version, columns, keys, partitions)
 
     created = register_in_glue(table(range(250)), database, "events")
-    assert (created.created_table, created.partitions_created) == (True, 250)
+    assert (created.table_change, created.partitions_created) == ("created", 250)
     shrunk = register_in_glue(table(range(120)), database, "events")
-    assert (shrunk.created_table, shrunk.partitions_created, shrunk.partitions_updated) == (False, 0, 0)
+    assert (shrunk.table_change, shrunk.partitions_created, shrunk.partitions_updated) == ("unchanged", 0, 0)
     assert shrunk.partitions_deleted == 130
     client = boto3.client("glue", endpoint_url=s3_server, region_name="us-east-1")
     versions = len(client.get_table_versions(DatabaseName=database, TableName="events")["TableVersions"])
     same = register_in_glue(table(range(120)), database, "events")
-    assert (same.partitions_created, same.partitions_updated, same.partitions_deleted) == (0, 0, 0)
+    assert (same.table_change, same.partitions_created, same.partitions_updated, same.partitions_deleted) == (
+        "unchanged",
+        0,
+        0,
+        0,
+    )
     assert len(client.get_table_versions(DatabaseName=database, TableName="events")["TableVersions"]) == versions
     moved = register_in_glue(table(range(120), "2024_02_01_00_00_00"), database, "events")
-    assert (moved.partitions_created, moved.partitions_updated, moved.partitions_deleted) == (0, 120, 0)
+    assert (moved.table_change, moved.partitions_created, moved.partitions_updated, moved.partitions_deleted) == (
+        "updated",
+        0,
+        120,
+        0,
+    )
 
     pages = client.get_paginator("get_partitions").paginate(DatabaseName=database, TableName="events")
     partitions = [p for page in pages for p in page["Partitions"]]

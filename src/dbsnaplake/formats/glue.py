@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -37,6 +37,7 @@ from dbsnaplake.formats.hive import (
 CREATE_BATCH = 100  # batch_create_partition and batch_update_partition take at most 100 partitions
 DELETE_BATCH = 25  # batch_delete_partition takes at most 25
 VERSION_PARAMETER = "dbsnaplake.version"
+TableChange = Literal["created", "updated", "unchanged"]
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,15 @@ class GlueRegistration:
     database: str
     table: str
     location: str
-    created_table: bool
+    table_change: TableChange
+    """What happened to the table itself: ``created``, ``updated`` or ``unchanged``."""
     partitions_created: int
     partitions_updated: int
     partitions_deleted: int
 
     def __str__(self) -> str:
-        verb = "created" if self.created_table else "updated"
         return (
-            f"Glue table {self.database}.{self.table} {verb} at {self.location}: partitions "
+            f"Glue table {self.database}.{self.table} {self.table_change} at {self.location}: partitions "
             f"{self.partitions_created:,} created, {self.partitions_updated:,} updated, "
             f"{self.partitions_deleted:,} deleted"
         )
@@ -76,7 +77,7 @@ def register_in_glue(published: PublishedTable, database: str, name: str) -> Glu
     client = glue_client()
     try:
         ensure_database(client, database)
-        created = put_table(client, database, name, published)
+        change = put_table(client, database, name, published)
         counts = sync_partitions(client, database, name, published)
     except Exception as exc:
         if not _is_aws_error(exc):
@@ -86,7 +87,7 @@ def register_in_glue(published: PublishedTable, database: str, name: str) -> Glu
             "AWS credentials and Glue permissions, then rerun 'dbsnaplake publish' (the lake is committed; only the "
             "registration is redone)"
         ) from None
-    return GlueRegistration(database, name, catalog_location(published.location), created, *counts)
+    return GlueRegistration(database, name, catalog_location(published.location), change, *counts)
 
 
 def _is_aws_error(exc: Exception) -> bool:
@@ -133,13 +134,13 @@ def table_input(name: str, table: PublishedTable) -> dict[str, Any]:
     }
 
 
-def put_table(client: Any, database: str, name: str, table: PublishedTable) -> bool:
+def put_table(client: Any, database: str, name: str, table: PublishedTable) -> TableChange:
     """Create the table, or update it when it exists and differs (every update archives a table version in Glue).
-    A table of that name that dbsnaplake did not make is refused, not overwritten. Returns whether it was created."""
+    A table of that name that dbsnaplake did not make is refused, not overwritten."""
     wanted = table_input(name, table)
     try:
         client.create_table(DatabaseName=database, TableInput=wanted)
-        return True
+        return "created"
     except Exception as exc:
         if _error_code(exc) != "AlreadyExistsException":
             raise
@@ -153,7 +154,8 @@ def put_table(client: Any, database: str, name: str, table: PublishedTable) -> b
         found, wanted
     ):
         client.update_table(DatabaseName=database, TableInput=wanted)
-    return False
+        return "updated"
+    return "unchanged"
 
 
 def partition_input(partition: Partition, table: PublishedTable) -> dict[str, Any]:
