@@ -24,7 +24,6 @@ from dbsnaplake.records import Commit, CommittedFile
 
 Dialect = Literal["athena", "spark", "trino"]
 """Hive DDL (Athena, and Glue's type names), Spark SQL's own (a data-source table), Trino's Hive connector."""
-DIALECTS: tuple[Dialect, ...] = ("athena", "spark", "trino")
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
@@ -59,6 +58,8 @@ def committed_schema(
 
 @dataclass(frozen=True)
 class Partition:
+    """One partition folder of a published version."""
+
     values: tuple[str | None, ...]
     """The partition's values as text, in the order of the partition keys (``None``: the default partition)."""
     location: str
