@@ -144,7 +144,7 @@ def test_a_table_dbsnaplake_did_not_make_is_not_overwritten(s3_server: str) -> N
     client.create_table(DatabaseName=database, TableInput=theirs)
     published = PublishedTable("s3://b/lake/", "2024_01_01_00_00_00", (pa.field("id", pa.int64()),), (), ())
 
-    with pytest.raises(StageError, match=r"exists and was not made by dbsnaplake.*--glue-table"):
+    with pytest.raises(StageError, match=r"exists and was not made by dbsnaplake.*drop or rename that table"):
         register_in_glue(published, database, "orders")
     found = client.get_table(DatabaseName=database, Name="orders")["Table"]
     assert found["StorageDescriptor"]["Location"] == "s3://b/x/"

@@ -270,10 +270,6 @@ class TableSettings:
         toml_top_level=True,
         default_text="from the snapshot and --worker-memory",
     )
-    # ---- Parquet + Glue: the published lake's table name in the AWS Glue Data Catalog (issue 12) ----
-    glue_table: str | None = setting(
-        None, help="With --glue-database: the Glue table's name.", default_text="the data lake folder's name"
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -333,7 +329,8 @@ class RunSettings:
     glue_database: str | None = setting(
         None,
         help="After publishing, register (or update) the lake as a table of this AWS Glue database (created when "
-        "missing): column and partition types, and its partitions. Endpoint and credentials as for S3.",
+        "missing), named after the data lake's folder: column and partition types, and its partitions. Endpoint and "
+        "credentials as for S3.",
         metavar="DB",
     )
 

@@ -148,7 +148,8 @@ def put_table(client: Any, database: str, name: str, table: PublishedTable) -> T
     if VERSION_PARAMETER not in (found.get("Parameters") or {}):
         raise StageError(
             f"Glue table {database}.{name} exists and was not made by dbsnaplake (it has no {VERSION_PARAMETER} "
-            "parameter): choose another name with --glue-table, or drop that table, then rerun 'dbsnaplake publish'"
+            "parameter): drop or rename that table, or publish to a data-lake folder of another name (the table's "
+            "name), then rerun 'dbsnaplake publish'"
         )
     if any(found.get(key) != wanted[key] for key in ("Parameters", "PartitionKeys", "TableType")) or _differs(
         found, wanted

@@ -98,7 +98,7 @@ def register_in_catalog(config: PipelineConfig) -> str | None:
 
     lake = config.location.s3dir_datalake
     table = published_table(*read_published(lake))
-    return str(register_in_glue(table, config.glue_database, config.glue_table or default_table_name(lake)))
+    return str(register_in_glue(table, config.glue_database, default_table_name(lake)))
 
 
 @dataclass(frozen=True)
