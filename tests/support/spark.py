@@ -28,6 +28,7 @@ def local_spark(folder: Path) -> Iterator[Any]:
         .config("spark.driver.memory", "512m")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.sql.session.timeZone", "UTC")  # timestamps come back as naive UTC datetimes
         .config("spark.sql.warehouse.dir", str(folder / "warehouse"))
         .config("spark.sql.codegen.wholeStage", "false")  # a few hundred rows: compiling code costs more than it saves
         .config("spark.sql.adaptive.enabled", "false")
