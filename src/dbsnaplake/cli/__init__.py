@@ -519,7 +519,7 @@ def ddl_command(datalake: str, dialect: str, database: str | None, table: str | 
     columns with the types the plan gave them, its location (a latest lake's current version), then the statement
     that loads its partitions.
 
-    Example: dbsnaplake ddl --datalake s3://b/datalake/db/orders/ --database analytics | athena-cli
+    Example: dbsnaplake ddl --datalake s3://b/datalake/db/orders/ --database analytics > orders.sql
     """
     from dbsnaplake.formats.ddl import table_ddl
     from dbsnaplake.formats.hive import default_table_name, published_table
