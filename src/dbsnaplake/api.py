@@ -27,9 +27,12 @@ from dbsnaplake.errors import (
     TransformError,
     ValidationError,
 )
+from dbsnaplake.formats.ddl import table_ddl
+from dbsnaplake.formats.glue import GlueRegistration, register_in_glue
+from dbsnaplake.formats.hive import PublishedTable, default_table_name, published_table
 from dbsnaplake.frames.partitioning import parse_partition_path, partition_path
 from dbsnaplake.layout import S3Location
-from dbsnaplake.ledger import Ledger, latest_root
+from dbsnaplake.ledger import Ledger, latest_root, read_published
 from dbsnaplake.manifest import Manifest, read_manifest, write_manifest
 from dbsnaplake.progress import NoProgress, Progress
 from dbsnaplake.records import (
@@ -96,6 +99,7 @@ __all__ = [
     "DetectedSource",
     "EtlResult",
     "FolderOptions",
+    "GlueRegistration",
     "InlineExecutor",
     "Ledger",
     "Manifest",
@@ -107,6 +111,7 @@ __all__ = [
     "PlanResult",
     "Progress",
     "PublishResult",
+    "PublishedTable",
     "RecordError",
     "RunLockedError",
     "RunResult",
@@ -133,6 +138,7 @@ __all__ = [
     "build_source_manifests",
     "compact",
     "config_from_plan",
+    "default_table_name",
     "detect_source",
     "etl",
     "format_size",
@@ -148,12 +154,16 @@ __all__ = [
     "plan_compaction",
     "publish",
     "publish_snapshot",
+    "published_table",
     "read_manifest",
+    "read_published",
+    "register_in_glue",
     "remove_old_versions",
     "run_pipeline",
     "run_source",
     "run_status",
     "source_run_config",
+    "table_ddl",
     "validate",
     "write_manifest",
     "write_report",

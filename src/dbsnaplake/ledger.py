@@ -320,3 +320,17 @@ def latest_root(datalake: str) -> str | None:
     """The version folder ``_latest.json`` names, or ``None`` before the first publish."""
     current = read_latest(datalake)
     return None if current is None else current[0].uri
+
+
+def read_published(datalake: str) -> tuple[str, Commit]:
+    """The version of ``datalake`` readers read, and its commit: the one ``_latest.json`` names, or the folder
+    itself (``--publish historical``)."""
+    lake = storage.as_dir(datalake)
+    root = latest_root(lake) or lake
+    commit = read_commit(root)
+    if commit is None:
+        raise StageError(
+            f"nothing is published at {lake} (no _latest.json, no _SUCCESS): publish the lake first "
+            "('dbsnaplake run' or 'dbsnaplake publish'), then rerun"
+        )
+    return root, commit

@@ -235,6 +235,9 @@ class PlanResult(StoredRecord):
     """What the run will make, from a sample (see :class:`Estimate`)."""
     dry_run: bool = False
     """Planned without writing anything (``--dry-run``): the group manifests are the ones a run would write."""
+    lake_schema: str | None = None
+    """The transform's output in lake types, partition columns included (Arrow IPC, base64), from running it on an
+    empty frame: the commit takes the partition columns' types from here (``None``: planned by an earlier release)."""
 
     def __str__(self) -> str:
         verb = "would plan" if self.dry_run else "planned"
@@ -540,6 +543,11 @@ class Commit(StoredRecord):
     n_file: int
     n_record: int
     files: tuple[CommittedFile, ...]
+    schema: str | None = None
+    """The lake's columns with their types, the partition columns (last) included (Arrow IPC, base64; see
+    :func:`dbsnaplake.frames.schema.decode_schema`): what catalogs and DDL declare. ``None``: by an earlier release."""
+    partition_by: tuple[str, ...] = ()
+    """The partition columns, outermost first (folders ``k1=v1/k2=v2/``)."""
 
 
 @dataclass(frozen=True)
@@ -564,6 +572,8 @@ class PublishResult(Record):
     """``--publish latest``: the newer version ``_latest.json`` kept pointing to (this snapshot is older)."""
     table: str | None = None
     """``--table-format iceberg|delta``: what the table commit did (``Delta table s3://b/db/orders at version 3``)."""
+    catalog: str | None = None
+    """``--glue-database``: how the published lake was registered."""
 
     def __str__(self) -> str:
         where = f"{self.root} (_latest.json points to it)" if self.pointer_moved else self.root
@@ -572,6 +582,8 @@ class PublishResult(Record):
             line += f"; _latest.json stays on the newer version {self.newer_version}"
         if self.table:
             line += f"; {self.table}"
+        if self.catalog:
+            line += f"\n{self.catalog}"
         return line
 
 

@@ -502,6 +502,34 @@ def report(staging: str) -> None:
     console.print(write_report(staging), highlight=False, soft_wrap=True)
 
 
+@main.command("ddl")
+@click.option("--datalake", required=True, help="A published data lake (its _latest.json or _SUCCESS is read).")
+@click.option(
+    "--dialect",
+    type=click.Choice(["athena", "spark", "trino"]),
+    default="athena",
+    show_default=True,
+    help="athena: Hive DDL (CREATE EXTERNAL TABLE ... STORED AS PARQUET); spark: a Spark SQL data-source table; "
+    "trino: the Hive connector's CREATE TABLE ... WITH (external_location).",
+)
+@click.option("--database", default=None, help="Qualify the table with this database (schema).")
+@click.option("--table", default=None, help="The table's name. [default: the data lake folder's name]")
+def ddl_command(datalake: str, dialect: str, database: str | None, table: str | None) -> None:
+    """Print the SQL that declares the published Parquet lake as an external table: its columns, its partition
+    columns with the types the plan gave them, its location (a latest lake's current version), then the statement
+    that loads its partitions.
+
+    Example: dbsnaplake ddl --datalake s3://b/datalake/db/orders/ --database analytics > orders.sql
+    """
+    from dbsnaplake.formats.ddl import table_ddl
+    from dbsnaplake.formats.hive import default_table_name, published_table
+    from dbsnaplake.ledger import read_published
+
+    published = published_table(*read_published(datalake))
+    name = table or default_table_name(datalake)
+    click.echo(table_ddl(published, name, dialect, database), nl=False)  # type: ignore[arg-type]  # a click.Choice
+
+
 @main.group()
 def versions() -> None:
     """Published versions of a data lake: list them, remove old ones."""

@@ -249,9 +249,7 @@ class TableSettings:
     sort_by: tuple[SortKey, ...] = setting(
         (), help="Sort keys: col or col:desc, comma-separated.", parse=_sort_keys, result=True
     )
-    transform: str | None = setting(
-        None, help="Polars SQL over the table 'snapshot', or module:function.", result=True
-    )
+    transform: str | None = setting(None, help="Polars SQL over the table 'snapshot', or module:function.", result=True)
     transform_scope: TransformScope = setting(
         "chunk",
         help="What --transform sees at once. chunk: about 32 MiB of rows (row-by-row logic: SELECT expressions, "
@@ -360,6 +358,14 @@ class RunSettings:
     )
     compression: str = setting("zstd", help="Parquet codec of staging and data-lake files.", flag=None, toml=None,
                                result=True)  # fmt: skip
+    # ---- Parquet + Glue: registering the published lake in the AWS Glue Data Catalog (issue 12) ----
+    glue_database: str | None = setting(
+        None,
+        help="After publishing, register (or update) the lake as a table of this AWS Glue database (created when "
+        "missing), named after the data lake's folder: column and partition types, and its partitions. Endpoint and "
+        "credentials as for S3.",
+        metavar="DB",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -507,6 +513,16 @@ class PipelineConfig(TableSettings, RunSettings):
                     "--keep-nanoseconds cannot go with --table-format iceberg: Iceberg tables (format 2) have no "
                     "nanosecond timestamps; drop --keep-nanoseconds (timestamps are then stored in microseconds)"
                 )
+        if self.glue_database and self.table_format != "parquet":
+            raise ConfigError(
+                f"--glue-database registers the plain Parquet lake as a Hive table; a {self.table_format} table is "
+                "registered by its own commit: drop --glue-database"
+                + (
+                    " and give --catalog glue"
+                    if self.table_format == "iceberg"
+                    else " (Athena reads a Delta table by its location)"
+                )
+            )
         if self.snapshot_manifest is None:
             object.__setattr__(self, "snapshot_manifest", self.location.s3path_snapshot_manifest_summary)
         else:

@@ -368,13 +368,13 @@ def plan(
     if reader and reader.schema:  # the source knows the schema as read (types restored, items decoded)
         schema: pa.Schema | None = decode_schema(reader.schema)
         assert schema is not None
-        check_transform(config, schema)
+        output = check_transform(config, schema)
     else:
         parquet = [(uris[i], f.schema) for i, f in inspected.items() if f.schema is not None]
         for uri, file_schema in parquet:
             refuse_unsupported(file_schema, uri)
         footers_schema = unify(parquet) if parquet and all_parquet and not reader else None
-        check_transform(config, footers_schema or sample_schema(files, reader, config.on_bad_value))
+        output = check_transform(config, footers_schema or sample_schema(files, reader, config.on_bad_value))
         schema = footers_schema if len(parquet) == len(uris) else None  # when every file gave it
 
     stats = snapshot_stats(files, [(f.uncompressed, sizes[i]) for i, f in inspected.items()])
@@ -417,6 +417,7 @@ def plan(
         settings=settings,
         estimate=expected,
         dry_run=dry_run,
+        lake_schema=encode_schema(output),
     )
     if dry_run:
         return result

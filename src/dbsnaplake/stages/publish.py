@@ -26,9 +26,19 @@ from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import ConfigError, StageError
 from dbsnaplake.formats.delta import check_delta, commit_delta
+from dbsnaplake.formats.hive import committed_schema, default_table_name, published_table
 from dbsnaplake.formats.iceberg import commit_iceberg
 from dbsnaplake.layout import SUCCESS_FILE, VERSION_FOLDER, VERSION_PREFIX, success_file
-from dbsnaplake.ledger import COMPACT, Ledger, latest_root, read_commit, read_latest, switch_latest, write_commit
+from dbsnaplake.ledger import (
+    COMPACT,
+    Ledger,
+    latest_root,
+    read_commit,
+    read_latest,
+    read_published,
+    switch_latest,
+    write_commit,
+)
 from dbsnaplake.records import Commit, CommittedFile, PlanResult, PublishResult
 
 
@@ -51,7 +61,7 @@ def publish(config: PipelineConfig) -> PublishResult | None:
     config = planned_config(plan.settings, config, config.location.s3dir_staging)
     commit = read_commit(plan.version_root)
     if commit is not None and commit.fingerprint == plan.fingerprint:
-        finish(config, plan, commit)  # a run killed after _SUCCESS: switch _latest.json, commit the table
+        finish(config, plan, commit)  # a run killed after _SUCCESS: switch, commit the table, register
         return None
     validation = ledger.read_validation()
     if validation is None or not validation.ok:
@@ -69,6 +79,8 @@ def publish(config: PipelineConfig) -> PublishResult | None:
         n_file=len(files),
         n_record=n_record,
         files=files,
+        schema=committed_schema(plan.version_root, files, config.partition_by, plan.lake_schema),
+        partition_by=config.partition_by,
     )
     storage.remove_temporary_files(plan.version_root)  # left by killed writers: a committed folder holds no debris
     check_table(config, plan)
@@ -78,13 +90,15 @@ def publish(config: PipelineConfig) -> PublishResult | None:
 
 def finish(config: PipelineConfig, plan: PlanResult, commit: Commit) -> PublishResult:
     """What follows ``_SUCCESS``, each step idempotent so a rerun completes what a crash cut off: in ``latest``
-    mode the switch of ``_latest.json`` (never back to an older snapshot), then the table format's commit."""
+    mode the switch of ``_latest.json`` (never back to an older snapshot), then the table format's commit, then
+    the Glue registration."""
     lake = config.location.s3dir_datalake
     moved = config.publish == "latest" and switch_latest(lake, plan.version_root, plan.version)
     current = read_latest(lake) if config.publish == "latest" and not moved else None
     newer = current[0].version if current is not None else None
     table = publish_table(config, plan, commit)
-    return PublishResult(plan.version_root, commit.n_file, commit.n_record, moved, newer, table)
+    registered = register_in_catalog(config)
+    return PublishResult(plan.version_root, commit.n_file, commit.n_record, moved, newer, table, registered)
 
 
 def check_table(config: PipelineConfig, plan: PlanResult) -> None:
@@ -100,6 +114,17 @@ def publish_table(config: PipelineConfig, plan: PlanResult, commit: Commit) -> s
             config, plan.fingerprint, plan.version, {plan.version_root + f.path: f.size for f in commit.files}
         )
     return commit_delta(config, plan, commit) if config.table_format == "delta" else None
+
+
+def register_in_catalog(config: PipelineConfig) -> str | None:
+    """With ``--glue-database``: register the published lake in Glue (idempotent); what was done, as a line."""
+    if not config.glue_database:
+        return None
+    from dbsnaplake.formats.glue import register_in_glue
+
+    lake = config.location.s3dir_datalake
+    table = published_table(*read_published(lake))
+    return str(register_in_glue(table, config.glue_database, default_table_name(lake)))
 
 
 @dataclass(frozen=True)
