@@ -21,12 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from dbsnaplake import storage
-from dbsnaplake.api import PipelineConfig, SortKey, build_manifest, read_manifest, run_pipeline
+from dbsnaplake.api import PipelineConfig, SnapshotError, SortKey, build_manifest, read_manifest, run_pipeline
 from dbsnaplake.demo import orders_table
 from dbsnaplake.layout import FILE_GROUP_KINDS
+from dbsnaplake.manifest import files_table, write_manifest
 from dbsnaplake.original_format import repr_data_size
 from dbsnaplake.records import ValidateResult
 
@@ -129,6 +131,20 @@ def test_a_run_starts_from_a_snapshot_manifest_s3manifesto_wrote(
     assert theirs.column("etag") == [etag.strip('"') for etag in theirs.column("etag")]
     assert (version == "0.4.1") == ("exported_by" in theirs.files.column_names)
     same_rows(read_lake(config), expected_rows(config), key="order_id")
+
+
+def test_a_manifest_whose_columns_file_was_rewritten_alone_is_refused(local_root: str) -> None:
+    summary = storage.join(local_root, "manifests", "manifest-summary.json")
+    files = files_table(["a.parquet", "b.parquet"], [10, 20], [1, 2], partition=["p=1", "p=2"])
+    written = write_manifest(summary, files, {"kind": "example"})
+    assert read_manifest(summary).files.equals(written.files)
+    columns = written.details["file_columns"]
+    assert "/manifests/manifest-columns.parquet" in columns
+
+    write_parquet(columns, pa.table({"partition": ["p=2", "p=1"]}))
+
+    with pytest.raises(SnapshotError, match=r"does not match its files .*manifest-columns\.parquet"):
+        read_manifest(summary)
 
 
 # ---- validate-datalake-result.json -----------------------------------------------------------------------------

@@ -10,8 +10,10 @@ manifest we write, and we read theirs:
 
 Our per-file extras (a staging file's ``partition`` and ``rows_fingerprint``, a source's own columns) go to a
 third Parquet file, row for row with the data file, that ``details.file_columns`` names (``manifest-columns/``
-beside ``manifest-data/``, so the original's listing of ``manifest-data/`` does not see it). A manifest written
-by s3manifesto or by an earlier release, with extra columns in the data file, loads as before.
+beside ``manifest-data/``, so the original's listing of ``manifest-data/`` does not see it). Such a manifest's
+``fingerprint`` is the SHA-256 of the two Parquet files' bytes, checked when it is read: one file rewritten
+without the other is refused. A manifest written by s3manifesto or by an earlier release, with extra columns in
+the data file, loads as before.
 
 A group manifest's ``details`` is its header record (:mod:`dbsnaplake.records`); reading a group manifest as
 the wrong kind fails naming the URI and the kind it is. File lists are Arrow tables, never per-row objects.
@@ -174,37 +176,35 @@ def read_manifest(summary_uri: str) -> Manifest:
                 "pointing to the manifest-data Parquet file"
             ) from None
     data_uri = storage.normalize_uri(str(summary.manifest))
-    files = _normalize_files(_read_parquet(data_uri, summary_uri, digest), data_uri)
+    table, data = _read_parquet(data_uri, summary_uri)
+    digest.update(data)
+    files = _normalize_files(table, data_uri)
     columns_uri = summary.details.get(FILE_COLUMNS)
     if isinstance(columns_uri, str):
         columns_uri = storage.normalize_uri(columns_uri)
-        files = _with_file_columns(files, _read_parquet(columns_uri, summary_uri, digest), columns_uri)
+        extra, extra_bytes = _read_parquet(columns_uri, summary_uri)
+        digest.update(extra_bytes)
+        if summary.fingerprint != hashlib.sha256(extra_bytes + data).hexdigest():
+            raise SnapshotError(
+                f"manifest {summary_uri} does not match its files {data_uri} and {columns_uri} (its fingerprint "
+                "differs): they were changed or half rewritten after it — rebuild a snapshot manifest, or rerun "
+                "with --fresh"
+            )
+        for name in extra.column_names:
+            if name not in files.column_names:
+                files = files.append_column(name, extra[name])
     return Manifest(summary_uri, data_uri, files, dict(summary.details), digest.hexdigest())
 
 
-def _read_parquet(uri: str, named_by: str, digest: hashlib._Hash) -> pa.Table:
-    """A manifest's Parquet file, its bytes added to ``digest``."""
+def _read_parquet(uri: str, named_by: str) -> tuple[pa.Table, bytes]:
+    """A manifest's Parquet file, and its bytes."""
     try:
         data = storage.read_bytes(uri)
-        digest.update(data)
-        return pq.read_table(io.BytesIO(data))
+        return pq.read_table(io.BytesIO(data)), data
     except FileNotFoundError:
         raise SnapshotError(f"manifest file not found: {uri} (named by {named_by})") from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise SnapshotError(f"manifest file {uri} is not a readable Parquet file: {exc}") from None
-
-
-def _with_file_columns(files: pa.Table, extra: pa.Table, columns_uri: str) -> pa.Table:
-    """The file list with its extra per-file columns, which must have a row per file."""
-    if extra.num_rows != files.num_rows:
-        raise SnapshotError(
-            f"manifest file {columns_uri} has {extra.num_rows} rows for {files.num_rows} files: "
-            "the manifest was changed by hand or half written; rebuild it"
-        )
-    for name in extra.column_names:
-        if name not in files.column_names:
-            files = files.append_column(name, extra[name])
-    return files
 
 
 def read_group_manifest(summary_uri: str, kind: type[H]) -> tuple[Manifest, H]:
@@ -222,7 +222,7 @@ def write_manifest(
     files = _normalize_files(files, data_uri)
     shown = details.to_dict() if isinstance(details, Record) else dict(details or {})
     shown.pop(FILE_COLUMNS, None)
-    fingerprint = hashlib.sha256()
+    fingerprint = hashlib.sha256()  # of the extra columns' bytes and the data file's: read_manifest checks it
     extra_names = [name for name in files.column_names if name not in FILES_SCHEMA.names]
     if extra_names:
         columns_uri = file_columns_uri_for(data_uri)
