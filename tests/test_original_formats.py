@@ -115,6 +115,18 @@ def test_s3manifesto_reads_every_manifest_a_run_writes(
     assert with_extra_columns >= 3  # snapshot groups (hive_partition:region), staging and partition groups
 
 
+def test_the_originals_listing_of_manifest_data_folders_sees_only_data_files(s3_run: PipelineConfig) -> None:
+    """The original reads every object under ``<kind>/manifest-data/`` as a file list: ours hold nothing else."""
+    staging = s3_run.location.s3dir_staging_manifest
+    for kind in FILE_GROUP_KINDS:
+        names = [storage.base_name(i.uri) for i in storage.list_files(storage.join(staging, kind, "manifest-data"))]
+        assert names and all(name.startswith("manifest-data-") for name in names), names
+    summary = storage.join(staging, "staging-file-groups", "manifest-summary", "manifest-summary-1.json")
+    assert read_manifest(summary).details["file_columns"] == storage.join(
+        staging, "staging-file-groups", "manifest-columns", "manifest-columns-1.parquet"
+    )
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_run_starts_from_a_snapshot_manifest_s3manifesto_wrote(
     version: str, s3manifesto: dict[str, Path], s3_server: str
