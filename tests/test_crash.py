@@ -113,6 +113,7 @@ class Outcome:
     killed: bool
     first_exit: int
     stage_seen: str
+    stderr: str = ""
 
 
 def kill_during(root: str, target: str, stage: str, rng: random.Random) -> Outcome:
@@ -144,14 +145,14 @@ def kill_during(root: str, target: str, stage: str, rng: random.Random) -> Outco
                     rng.choice(workers).send_signal(signal.SIGKILL)
                     killed = True
         try:  # returns once every process holding its output is gone: orphaned workers must exit too
-            run.communicate(timeout=120)
+            _, stderr = run.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             run.send_signal(signal.SIGABRT)
             pytest.fail(f"the run, or its orphaned workers, hung after the kill: {worker_processes(run)}")
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)  # whatever is left of the session
-    return Outcome(killed, run.returncode, seen)
+    return Outcome(killed, run.returncode, seen, stderr[-2000:])
 
 
 def committed_files(root: str) -> list[dict[str, object]]:
@@ -173,7 +174,7 @@ def crash_trial(root: str, seed: int, target: str, stage: str, clean: list[dict[
     make_orders_snapshot(root, n_files=8, rows_per_file=600)
     outcome = kill_during(root, target, stage, random.Random(seed))
     if target == "worker":  # the pool replaces the dead worker and retries its groups: no rerun needed
-        assert outcome.first_exit == 0, f"run with a killed worker failed (stage {outcome.stage_seen})"
+        assert outcome.first_exit == 0, f"run with a killed worker failed (stage {outcome.stage_seen}): {outcome.stderr}"
     rerun = run_to_end(command(root))
     assert rerun.returncode == 0, f"rerun after killing the {target} in {stage} failed: {rerun.stderr}"
     assert "validation: OK" in rerun.stdout

@@ -9,6 +9,8 @@ Staging (one snapshot of one table)::
     STAGING/manifests/manifest-summary.json + manifest-data.parquet       the snapshot manifest (may live here)
     STAGING/manifests/<kind>/manifest-summary/manifest-summary-<n>.json  a group manifest (kind: snapshot-file-groups,
     STAGING/manifests/<kind>/manifest-data/manifest-data-<n>.parquet       staging-file-groups, partition-file-groups)
+    STAGING/manifests/<kind>/manifest-columns/manifest-columns-<n>.parquet  its extra per-file columns (named by the
+                                                                        manifest module, :func:`file_columns_uri_for`)
     STAGING/manifests/validate-datalake-result.json
     STAGING/manifests/report.html                                       the run report (dbsnaplake report)
     STAGING/manifests/state/plan.json, plan-compaction.json, run.json, lock.json, <stage>/done-<n>.json, <stage>/failed-<n>.json

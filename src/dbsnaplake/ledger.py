@@ -252,8 +252,10 @@ class Ledger:
     def read_validation(self) -> ValidateResult | None:
         return read_current(ValidateResult, self.location.s3path_validate_datalake_result)
 
-    def write_validation(self, result: ValidateResult) -> None:
-        write_record(self.location.s3path_validate_datalake_result, result)
+    def write_validation(self, stored: Mapping[str, Any]) -> None:
+        """``stored``: a :class:`ValidateResult`'s dict, with the original dbsnaplake's keys beside its fields
+        (:func:`dbsnaplake.original_format.validation_dict`); :meth:`read_validation` reads the record back."""
+        storage.write_bytes(self.location.s3path_validate_datalake_result, json.dumps(stored, indent=2).encode())
 
 
 # ---- fingerprints -------------------------------------------------------------------------------------------

@@ -1,7 +1,20 @@
 """Manifests: a summary JSON and a data Parquet (one row per file).
 
-The summary is s3manifesto's (``manifest``: the data file's URI, ``size``, ``n_record``, ``fingerprint``,
-``details``), so the original dbsnaplake's tools read ours, and theirs (extras at the top level) load too.
+Both files are in s3manifesto's format, so the original dbsnaplake and s3manifesto 0.4.1 and 1.0.0 read every
+manifest we write, and we read theirs:
+
+* the summary holds exactly ``manifest`` (the data file's URI), ``size``, ``n_record``, ``fingerprint`` and
+  ``details`` (0.4.1 needs each key, 1.0.0 refuses any other: ``ManifestSummary(**summary)``);
+* the data Parquet holds exactly ``uri``, ``size``, ``n_record`` and ``etag`` (1.0.0 builds ``DataFile(**row)``
+  from each row, so one more column fails it).
+
+Our per-file extras (a staging file's ``partition`` and ``rows_fingerprint``, a source's own columns) go to a
+third Parquet file, row for row with the data file, that ``details.file_columns`` names (``manifest-columns/``
+beside ``manifest-data/``, so the original's listing of ``manifest-data/`` does not see it). Such a manifest's
+``fingerprint`` is the SHA-256 of the two Parquet files' bytes, checked when it is read: one file rewritten
+without the other is refused. A manifest written by s3manifesto or by an earlier release, with extra columns in
+the data file, loads as before.
+
 A group manifest's ``details`` is its header record (:mod:`dbsnaplake.records`); reading a group manifest as
 the wrong kind fails naming the URI and the kind it is. File lists are Arrow tables, never per-row objects.
 """
@@ -32,6 +45,9 @@ ROWS_FINGERPRINT = "rows_fingerprint"
 """A staging manifest's column (uint64): the fingerprint of each staging file's rows, as ETL wrote them (see
 :mod:`dbsnaplake.frames.fingerprint`)."""
 FILES_SCHEMA = pa.schema([(URI, pa.string()), (SIZE, pa.int64()), (N_RECORD, pa.int64()), (ETAG, pa.string())])
+"""The data Parquet's columns: s3manifesto's ``DataFile`` fields, no more."""
+FILE_COLUMNS = "file_columns"
+"""The ``details`` key naming the Parquet file of a manifest's extra per-file columns."""
 
 
 H = TypeVar("H", bound=StoredRecord)
@@ -90,6 +106,20 @@ def data_uri_for(summary_uri: str) -> str:
     return f"{folder}/{data_name}.parquet"
 
 
+def file_columns_uri_for(data_uri: str) -> str:
+    """Where a data file's extra per-file columns go: ``.../manifest-data/manifest-data-3.parquet`` →
+    ``.../manifest-columns/manifest-columns-3.parquet``, ``.../x.parquet`` → ``.../x-columns.parquet``."""
+    folder, name = data_uri.rsplit("/", 1)
+    stem = name[: -len(".parquet")] if name.endswith(".parquet") else name
+    if stem.startswith("manifest-data"):
+        stem = "manifest-columns" + stem[len("manifest-data") :]
+        parent, _, last = folder.rpartition("/")
+        if last == "manifest-data":
+            folder = f"{parent}/manifest-columns"
+        return f"{folder}/{stem}.parquet"
+    return f"{folder}/{stem}-columns.parquet"
+
+
 def files_table(
     uris: list[str],
     sizes: list[int],
@@ -146,16 +176,35 @@ def read_manifest(summary_uri: str) -> Manifest:
                 "pointing to the manifest-data Parquet file"
             ) from None
     data_uri = storage.normalize_uri(str(summary.manifest))
-    try:
-        data = storage.read_bytes(data_uri)
-        digest.update(data)
-        table = pq.read_table(io.BytesIO(data))
-    except FileNotFoundError:
-        raise SnapshotError(f"manifest data file not found: {data_uri} (named by {summary_uri})") from None
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SnapshotError(f"manifest data file {data_uri} is not a readable Parquet file: {exc}") from None
+    table, data = _read_parquet(data_uri, summary_uri)
+    digest.update(data)
     files = _normalize_files(table, data_uri)
+    columns_uri = summary.details.get(FILE_COLUMNS)
+    if isinstance(columns_uri, str):
+        columns_uri = storage.normalize_uri(columns_uri)
+        extra, extra_bytes = _read_parquet(columns_uri, summary_uri)
+        digest.update(extra_bytes)
+        if summary.fingerprint != hashlib.sha256(extra_bytes + data).hexdigest():
+            raise SnapshotError(
+                f"manifest {summary_uri} does not match its files {data_uri} and {columns_uri} (its fingerprint "
+                "differs): they were changed or half rewritten after it — rebuild a snapshot manifest, or rerun "
+                "with --fresh"
+            )
+        for name in extra.column_names:
+            if name not in files.column_names:
+                files = files.append_column(name, extra[name])
     return Manifest(summary_uri, data_uri, files, dict(summary.details), digest.hexdigest())
+
+
+def _read_parquet(uri: str, named_by: str) -> tuple[pa.Table, bytes]:
+    """A manifest's Parquet file, and its bytes."""
+    try:
+        data = storage.read_bytes(uri)
+        return pq.read_table(io.BytesIO(data)), data
+    except FileNotFoundError:
+        raise SnapshotError(f"manifest file not found: {uri} (named by {named_by})") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SnapshotError(f"manifest file {uri} is not a readable Parquet file: {exc}") from None
 
 
 def read_group_manifest(summary_uri: str, kind: type[H]) -> tuple[Manifest, H]:
@@ -167,24 +216,37 @@ def read_group_manifest(summary_uri: str, kind: type[H]) -> tuple[Manifest, H]:
 def write_manifest(
     summary_uri: str, files: pa.Table, details: Mapping[str, Any] | Record | None = None, data_uri: str | None = None
 ) -> Manifest:
-    """Write the data Parquet first, then the summary JSON that points to it (so a summary is never dangling)."""
+    """Write the Parquet files first (extra per-file columns, then the data file), then the summary JSON that
+    points to them (so a summary is never dangling)."""
     data_uri = data_uri or data_uri_for(summary_uri)
     files = _normalize_files(files, data_uri)
-    buffer = io.BytesIO()
-    pq.write_table(files, buffer, compression="zstd")
-    data = buffer.getvalue()
-    storage.write_bytes(data_uri, data)
     shown = details.to_dict() if isinstance(details, Record) else dict(details or {})
+    shown.pop(FILE_COLUMNS, None)
+    fingerprint = hashlib.sha256()  # of the extra columns' bytes and the data file's: read_manifest checks it
+    extra_names = [name for name in files.column_names if name not in FILES_SCHEMA.names]
+    if extra_names:
+        columns_uri = file_columns_uri_for(data_uri)
+        fingerprint.update(_write_parquet(columns_uri, files.select(extra_names)))
+        shown[FILE_COLUMNS] = columns_uri
+    fingerprint.update(_write_parquet(data_uri, files.select(FILES_SCHEMA.names)))
     manifest = Manifest(summary_uri=summary_uri, data_uri=data_uri, files=files, details=shown)
     summary = ManifestSummary(
         manifest=data_uri,
         size=manifest.size,
         n_record=manifest.n_record,
-        fingerprint=hashlib.sha256(data).hexdigest(),
+        fingerprint=fingerprint.hexdigest(),
         details=shown,
     )
     storage.write_bytes(summary_uri, json.dumps(summary.to_dict(), indent=2, default=str).encode())
     return manifest
+
+
+def _write_parquet(uri: str, table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    data = buffer.getvalue()
+    storage.write_bytes(uri, data)
+    return data
 
 
 def read_group_manifests(uris: Sequence[str], kind: type[H], progress: Progress | None = None) -> list[tuple[Manifest, H]]:

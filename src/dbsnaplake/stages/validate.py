@@ -21,6 +21,7 @@ from dbsnaplake.errors import ValidationError
 from dbsnaplake.frames import fingerprint
 from dbsnaplake.ledger import Ledger
 from dbsnaplake.manifest import N_RECORD, PARTITION, ROWS_FINGERPRINT, SIZE, Manifest, read_manifest
+from dbsnaplake.original_format import validation_dict
 from dbsnaplake.progress import NoProgress, Progress
 from dbsnaplake.records import PartitionCheck, StagingFileGroup, Totals, ValidateResult
 from dbsnaplake.storage.parallel import map_io
@@ -183,7 +184,7 @@ def validate(config: PipelineConfig, progress: Progress | None = None) -> Valida
         rows_fingerprint_algorithm=fingerprint.ALGORITHM,
         problems=tuple(problems),
     )
-    ledger.write_validation(result)
+    ledger.write_validation(validation_dict(result))
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         raise ValidationError(
