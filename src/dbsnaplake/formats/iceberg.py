@@ -289,6 +289,29 @@ def data_file(uri: str, size: int, metadata: TableMetadata) -> DataFile:
     )
 
 
+def check_iceberg(config: PipelineConfig, files: Mapping[str, int]) -> None:
+    """Before anything is published: refuse a file of a Hive default-partition folder whose partition column mixes
+    null with ``""`` or NaN (Hive writes them to one folder; an Iceberg data file has one partition value). Only
+    the files of such folders are read, and only their partition columns."""
+    import pyarrow.parquet as pq
+
+    from dbsnaplake.frames.partitioning import DEFAULT_PARTITION
+
+    for uri, size in files.items():
+        if f"={DEFAULT_PARTITION}/" not in uri:
+            continue
+        with storage.open_input_file(uri, size) as f:
+            columns = pq.ParquetFile(f).read(columns=list(config.partition_by))
+        for name, column in zip(columns.column_names, columns.columns, strict=True):
+            if 0 < column.null_count < len(column):
+                value = next(v for v in column.to_pylist() if v is not None)
+                raise StageError(
+                    f"{uri}: partition column {name} holds {value!r} and also {column.null_count} nulls in one Hive "
+                    "folder, but an Iceberg data file has one partition value: make them one value in --transform "
+                    f"(e.g. NULLIF({name}, '')) and run again with --fresh"
+                )
+
+
 def check_one_partition_value(data_file: DataFile, source_ids: list[int], schema: Schema) -> None:
     """Refuse a file whose partition column holds nulls (or NaNs) beside its one value: Hive writes ``""`` and null
     (NaN and null) to one folder, but an Iceberg file has one partition value, and the other rows would be pruned

@@ -20,6 +20,7 @@ Two modes, the seed's two layouts:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dbsnaplake import storage
@@ -27,7 +28,7 @@ from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import ConfigError, StageError
 from dbsnaplake.formats.delta import check_delta, commit_delta
 from dbsnaplake.formats.hive import committed_schema, default_table_name, published_table
-from dbsnaplake.formats.iceberg import commit_iceberg
+from dbsnaplake.formats.iceberg import check_iceberg, commit_iceberg
 from dbsnaplake.layout import SUCCESS_FILE, VERSION_FOLDER, VERSION_PREFIX, success_file
 from dbsnaplake.ledger import (
     COMPACT,
@@ -83,7 +84,7 @@ def publish(config: PipelineConfig) -> PublishResult | None:
         partition_by=config.partition_by,
     )
     storage.remove_temporary_files(plan.version_root)  # left by killed writers: a committed folder holds no debris
-    check_table(config, plan)
+    check_table(config, plan, files)
     write_commit(plan.version_root, record)
     return finish(config, plan, record)
 
@@ -101,10 +102,12 @@ def finish(config: PipelineConfig, plan: PlanResult, commit: Commit) -> PublishR
     return PublishResult(plan.version_root, commit.n_file, commit.n_record, moved, newer, table, registered)
 
 
-def check_table(config: PipelineConfig, plan: PlanResult) -> None:
+def check_table(config: PipelineConfig, plan: PlanResult, files: Sequence[CommittedFile]) -> None:
     """Refuse, before anything is published, a snapshot the table format cannot take."""
     if config.table_format == "delta":
         check_delta(config, plan)
+    if config.table_format == "iceberg":
+        check_iceberg(config, {plan.version_root + f.path: f.size for f in files})
 
 
 def publish_table(config: PipelineConfig, plan: PlanResult, commit: Commit) -> str | None:
