@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
@@ -49,6 +48,7 @@ from dbsnaplake.frames.transform import output_schema
 from dbsnaplake.frames.types import lake_schema
 from dbsnaplake.layout import VERSION_PREFIX
 from dbsnaplake.records import Commit, PlanResult
+from dbsnaplake.storage.aws import DEFAULT_REGION, aws_endpoint, aws_region
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -81,13 +81,13 @@ def storage_options(uri: str) -> dict[str, str]:
     ``http://`` (a local S3 server), and conditional puts for the commit (see the module's docstring)."""
     if not storage.is_s3(uri):
         return {}
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    endpoint = aws_endpoint("s3")
     options = {"aws_conditional_put": "etag"}
     if endpoint:
         options["AWS_ENDPOINT_URL"] = endpoint
         options["AWS_ALLOW_HTTP"] = "true" if endpoint.startswith("http://") else "false"
-    if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
-        options["AWS_REGION"] = "us-east-1"
+    if aws_region() is None:
+        options["AWS_REGION"] = DEFAULT_REGION
     return options
 
 

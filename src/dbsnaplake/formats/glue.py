@@ -15,7 +15,6 @@ The client is boto3's, configured as the S3 storage is: the standard AWS environ
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from dbsnaplake.formats.hive import (
     hive_columns,
     partition_value_text,
 )
+from dbsnaplake.storage.aws import DEFAULT_REGION, aws_region
 
 CREATE_BATCH = 100  # batch_create_partition and batch_update_partition take at most 100 partitions
 DELETE_BATCH = 25  # batch_delete_partition takes at most 25
@@ -67,7 +67,7 @@ def glue_client() -> Any:
         import boto3
     except ImportError:
         raise ConfigError("--glue-database needs boto3: pip install 'dbsnaplake[glue]'") from None
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = aws_region() or DEFAULT_REGION
     return boto3.client("glue", region_name=region)
 
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from dbsnaplake import storage
 from dbsnaplake.errors import ConfigError, StageError
+from dbsnaplake.storage.aws import aws_endpoint, aws_region
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -82,7 +83,7 @@ def catalog_properties(spec: str) -> dict[str, str]:
         properties = {"type": "glue"}
         if region := aws_region():
             properties["glue.region"] = region
-        if endpoint := os.environ.get("AWS_ENDPOINT_URL_GLUE") or os.environ.get("AWS_ENDPOINT_URL"):
+        if endpoint := aws_endpoint("glue"):
             properties["glue.endpoint"] = endpoint
     elif re.fullmatch(r"[A-Za-z0-9_-]+", spec):
         properties = {}
@@ -94,14 +95,10 @@ def catalog_properties(spec: str) -> dict[str, str]:
     return {**properties, **s3_properties()} if properties else properties
 
 
-def aws_region() -> str | None:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-
-
 def s3_properties() -> dict[str, str]:
     """pyiceberg's FileIO reaches S3 where dbsnaplake does: ``AWS_ENDPOINT_URL`` and ``AWS_REGION``."""
     properties = {}
-    if endpoint := os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
+    if endpoint := aws_endpoint("s3"):
         properties["s3.endpoint"] = endpoint
     if region := aws_region():
         properties["s3.region"] = region

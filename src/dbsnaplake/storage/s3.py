@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 
+from dbsnaplake.storage.aws import DEFAULT_REGION, aws_endpoint, aws_region
 from dbsnaplake.storage.backend import TEMP_SUFFIX, ObjectInfo, StorageError
 from dbsnaplake.storage.uris import S3_SCHEME
 
@@ -54,7 +55,7 @@ def forget_stores() -> None:
 def _s3_store(bucket: str) -> Any:
     from obstore.store import S3Store
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    endpoint = aws_endpoint("s3")
     kwargs: dict[str, Any] = {
         "client_options": {"allow_http": endpoint.startswith("http://"), "timeout": _s3_timeout()},
         "retry_config": {
@@ -69,8 +70,8 @@ def _s3_store(bucket: str) -> Any:
         except ImportError as exc:  # pragma: no cover - depends on the user's install
             raise ImportError("AWS_PROFILE is set: reading AWS profiles needs boto3. Run: pip install boto3") from exc
         kwargs["credential_provider"] = Boto3CredentialProvider()
-    if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
-        kwargs["region"] = "us-east-1"
+    if aws_region() is None:
+        kwargs["region"] = DEFAULT_REGION
     return S3Store(bucket, **kwargs)
 
 
