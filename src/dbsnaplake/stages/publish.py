@@ -54,6 +54,11 @@ def committed_files(ledger: Ledger, plan: PlanResult) -> tuple[CommittedFile, ..
     return tuple(sorted(files, key=lambda f: f.path))
 
 
+def sizes_by_uri(root: str, files: Sequence[CommittedFile]) -> dict[str, int]:
+    """The committed files' sizes by URI (their paths are relative to the version folder ``root``)."""
+    return {root + f.path: f.size for f in files}
+
+
 def publish(config: PipelineConfig) -> PublishResult | None:
     """Commit the validated version folder (``_SUCCESS`` last), then, in ``latest`` mode, switch ``_latest.json`` to
     it. Returns ``None`` when an earlier run already published this snapshot. ``config`` must agree with the plan."""
@@ -107,15 +112,13 @@ def check_table(config: PipelineConfig, plan: PlanResult, files: Sequence[Commit
     if config.table_format == "delta":
         check_delta(config, plan)
     if config.table_format == "iceberg":
-        check_iceberg(config, {plan.version_root + f.path: f.size for f in files})
+        check_iceberg(config, sizes_by_uri(plan.version_root, files))
 
 
 def publish_table(config: PipelineConfig, plan: PlanResult, commit: Commit) -> str | None:
     """The table format's commit of a published snapshot (after ``_SUCCESS``: the files it names are immutable)."""
     if config.table_format == "iceberg":
-        return commit_iceberg(
-            config, plan.fingerprint, plan.version, {plan.version_root + f.path: f.size for f in commit.files}
-        )
+        return commit_iceberg(config, plan.fingerprint, plan.version, sizes_by_uri(plan.version_root, commit.files))
     return commit_delta(config, plan, commit) if config.table_format == "delta" else None
 
 
