@@ -48,5 +48,5 @@ def etl_working_memory(transform_scope: str) -> int:
 
 def etl_rows_budget(memory_per_worker: int) -> int:
     """Arrow bytes of transformed rows an ETL worker keeps in memory before it spills sorted runs to local disk."""
-    free = memory_per_worker - WORKER_BASE_MEMORY - ETL_WORKING_COPIES * ETL_CHUNK_BYTES
+    free = memory_per_worker - etl_working_memory("chunk")
     return max(ETL_CHUNK_BYTES, int(free * ROWS_ARROW_PER_BYTE / ROWS_MEMORY_PER_BYTE))
