@@ -425,6 +425,18 @@ def spread(values: Sequence[float]) -> str:
     return f"{med(values):.1f} ({min(values):.1f}-{max(values):.1f})" if len(values) > 1 else f"{values[0]:.1f}"
 
 
+def checked_cells(runs: Sequence[Run]) -> list[str]:
+    """The last cells of a table row: share of files near the target (first run), rows right and sorted in every
+    run, the median load at the runs' start."""
+    first = runs[0]
+    return [
+        share_text(*first.output.near_target(first.target)),
+        "ok" if all(r.rows_ok for r in runs) else "WRONG",
+        "yes" if all(r.output.sorted for r in runs) else "NO",
+        f"{med([r.measured.load for r in runs]):.1f}",
+    ]
+
+
 def share_text(share: float | None, judged: int) -> str:
     return "n/a (0 judged)" if share is None else f"{share:.0%} of {judged}"
 
@@ -450,10 +462,7 @@ def print_compare(runs: dict[str, list[Run]], tools: Sequence[str]) -> None:
                 str(len(sizes)),
                 mib(sum(sizes)),
                 f"{mib(sizes[0])}/{mib(statistics.median(sizes))}/{mib(sizes[-1])}" if sizes else "-",
-                share_text(*first.output.near_target(first.target)),
-                "ok" if all(r.rows_ok for r in group) else "WRONG",
-                "yes" if all(r.output.sorted for r in group) else "NO",
-                f"{med([r.measured.load for r in group]):.1f}",
+                *checked_cells(group),
             ]
         )
     bp.print_table(headers, rows)
@@ -656,10 +665,7 @@ def scaling(args: argparse.Namespace, out: Path) -> None:
                 "-" if memory is None else "yes" if peak <= memory else "NO",
                 f"{groups['etl']}/{groups['compact']}",
                 str(len(first.output.all_sizes)),
-                share_text(*first.output.near_target(first.target)),
-                "ok" if all(r.rows_ok for r in runs) else "WRONG",
-                "yes" if all(r.output.sorted for r in runs) else "NO",
-                f"{med([r.measured.load for r in runs]):.1f}",
+                *checked_cells(runs),
             ]
         )
     bp.print_table(headers, table)
