@@ -45,16 +45,20 @@ _KIND_INT, _KIND_FLOAT, _KIND_STRING, _KIND_BINARY, _KIND_DECIMAL, _KIND_TIME, _
     _U64(0x9E3779B97F4A7C15 * k & MASK) for k in range(1, 8)
 )
 _POSITION = _U64(0xD6E8FEB86659FD93)
+_MIX_1, _MIX_2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
-    z = values ^ (values >> _U64(30))
-    z = z * _U64(0xBF58476D1CE4E5B9)
-    z = z ^ (z >> _U64(27))
-    z = z * _U64(0x94D049BB133111EB)
-    result: np.ndarray = z ^ (z >> _U64(31))
-    return result
+    """splitmix64's finaliser, element-wise on uint64 (wrapping arithmetic), in place: ``values`` (an array the
+    caller owns) is overwritten and returned. In place, no step allocates a new array: several times faster."""
+    shifted = np.empty_like(values)
+    for shift, multiplier in ((30, _MIX_1), (27, _MIX_2)):
+        np.right_shift(values, shift, out=shifted)
+        np.bitwise_xor(values, shifted, out=values)
+        np.multiply(values, multiplier, out=values)
+    np.right_shift(values, 31, out=shifted)
+    np.bitwise_xor(values, shifted, out=values)
+    return values
 
 
 @functools.lru_cache(maxsize=4096)
@@ -168,11 +172,12 @@ def _value_hashes(array: pa.Array, path: str) -> np.ndarray:
         for field, child in zip(array.type, array.flatten(), strict=True):  # flatten: the struct's nulls applied
             total += _value_hashes(child, f"{path}.{field.name}")
         return total
-    hashed = _mix(_plain_hashes(array, path) ^ _salt(path))
-    if not array.null_count:
-        return hashed
-    result: np.ndarray = np.where(_valid(array), hashed, _U64(0))
-    return result
+    hashed = _plain_hashes(array, path)  # a new array: hashed in place from here on
+    hashed ^= _salt(path)
+    _mix(hashed)
+    if array.null_count:
+        np.copyto(hashed, _U64(0), where=~_valid(array))
+    return hashed
 
 
 def row_hashes(rows: pa.Table | pa.RecordBatch) -> np.ndarray:
