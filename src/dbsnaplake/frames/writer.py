@@ -57,9 +57,19 @@ def dictionary_columns(sample: pa.Table) -> list[str]:
     return chosen
 
 
-def open_parquet_writer(sink: str | Path | pa.NativeFile, sample: pa.Table, compression: str) -> pq.ParquetWriter:
-    """A ParquetWriter for tables like ``sample``, dictionary-encoding only its low-cardinality columns."""
-    return pq.ParquetWriter(sink, sample.schema, compression=compression, use_dictionary=dictionary_columns(sample))
+def open_parquet_writer(
+    sink: str | Path | pa.NativeFile, sample: pa.Table, compression: str, statistics: bool = True
+) -> pq.ParquetWriter:
+    """A ParquetWriter for tables like ``sample``, dictionary-encoding only its low-cardinality columns.
+    ``statistics=False`` leaves out the column statistics (min/max/nulls: a fifth of the encoding time, a quarter of
+    the decoding) for files nothing queries, such as staging files compaction reads in full."""
+    return pq.ParquetWriter(
+        sink,
+        sample.schema,
+        compression=compression,
+        use_dictionary=dictionary_columns(sample),
+        write_statistics=statistics,
+    )
 
 
 class _OpenFile:

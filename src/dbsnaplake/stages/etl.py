@@ -103,22 +103,35 @@ class PartitionRows:
         freed = self.nbytes
         schema = unify([("", piece.schema) for piece in self.pieces])
         path = folder / f"run-{id(self)}-{len(self.spilled)}.arrow"
-        table = self.held(schema, str(path))
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            for part in sorted_slices(table, sort_by, SPILL_ROWS):
+        slices = sorted_slices(self.held(schema, str(path)), sort_by, SPILL_ROWS)  # the only reference to the rows
+        self.pieces, self.nbytes = [], 0
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for part in slices:
                 writer.write_table(part)
         self.spilled.append(path)
-        self.pieces, self.nbytes = [], 0
         return freed
 
 
+def one_chunk(columns: list[pa.ChunkedArray], schema: pa.Schema) -> pa.Table:
+    """A table of ``columns``, each made one contiguous chunk, a column at a time: when the list holds the only
+    references (the caller dropped its table), each column's pieces are freed once it is copied, so at most one
+    column is held twice."""
+    for index, column in enumerate(columns):
+        columns[index] = column.combine_chunks()
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 def sorted_slices(table: pa.Table, sort_by: Sequence[SortKey], rows: int) -> Iterator[pa.Table]:
-    """``table`` in ``sort_by`` order, ``rows`` rows at a time: one sort of the keys, then a few gathers (a gather
-    from a table of many chunks costs about as much however few rows it takes), so the sorted copy is never whole
-    in memory."""
+    """``table`` in ``sort_by`` order, ``rows`` rows at a time: one sort of the keys, then a few gathers, so the
+    sorted copy is never whole in memory. The rows are first made one chunk: a gather from a table of many chunks
+    costs about as much however few rows it takes, from one chunk it costs what it takes."""
     if not sort_by or table.num_rows < 2:
         yield from (table.slice(start, rows) for start in range(0, table.num_rows, rows))
         return
+    if table.column(0).num_chunks > 1:
+        columns, schema = table.columns, table.schema
+        del table  # the columns' pieces are freed as they are copied
+        table = one_chunk(columns, schema)
     indices = sort_indices(table, sort_by)
     step = max(rows, -(-table.num_rows // GATHERS))
     for start in range(0, table.num_rows, step):
@@ -327,12 +340,13 @@ def staging_codec(config: PipelineConfig, partition_rows: int, group_rows: int, 
     return config.compression if estimated_size >= LAKE_CODEC_SHARE * config.target_file_size else STAGING_COMPRESSION
 
 
-def write_staging_file(uri: str, tables: Iterator[pa.Table], codec: str) -> tuple[int, int]:
-    """Write a partition's rows (in order) into one staging Parquet file; return its size and its rows' fingerprint."""
+def write_staging_file(uri: str, tables: Iterator[pa.Table], codec: str, statistics: bool) -> tuple[int, int]:
+    """Write a partition's rows (in order) into one staging Parquet file; return its size and its rows' fingerprint.
+    ``statistics``: whether the file carries column statistics (a file compaction may copy into the lake must)."""
     first = next(tables)  # a partition has at least one row
     rows_fingerprint = 0
     with storage.atomic_output(uri) as local:
-        with open_parquet_writer(local, first, codec) as writer:
+        with open_parquet_writer(local, first, codec, statistics) as writer:
             for table in itertools.chain([first], tables):
                 writer.write_table(table, row_group_size=STAGING_ROW_GROUP_ROWS)
                 rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(table)])
@@ -363,7 +377,9 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
             partition = rows.partitions.pop(path)
             stream = partition_stream(partition, out_schema, config.sort_by, uri)
             codec = staging_codec(config, partition.n_record, rows.n_record_out, manifest.size)
-            size, rows_fingerprint = write_staging_file(uri, stream, codec)
+            # a file in the lake's codec may be copied into the lake as it is: it keeps the statistics lake files
+            # have; the others are only ever read in full, by compaction
+            size, rows_fingerprint = write_staging_file(uri, stream, codec, statistics=codec == config.compression)
             sizes.append(size)
             fingerprints.append(rows_fingerprint)
             uris.append(uri)
