@@ -165,7 +165,7 @@ def x_axis(
         x = scale(tick)
         canvas.line(x, y, x, y + 4)
         if label(tick):
-            canvas.text(x, y + 16, label(tick), SMALL, anchor="middle")
+            canvas.text(x, y + 16, label(tick), anchor="middle")
     if title:
         canvas.text((scale.start + scale.end) / 2, y + 32, title, anchor="middle")
 
@@ -178,7 +178,7 @@ def y_axis(
     for tick in ticks:
         y = scale(tick)
         canvas.line(x - 4, y, x, y)
-        canvas.text(x - 7, y, label(tick), SMALL, anchor="end", middle=True)
+        canvas.text(x - 7, y, label(tick), anchor="end", middle=True)
     if title:
         width = max((text_width(label(t), SMALL) for t in ticks), default=0.0)
         middle, left = (scale.start + scale.end) / 2, x - width - 16
@@ -187,7 +187,7 @@ def y_axis(
 
 def title(canvas: Canvas, x: float, y: float, text: str) -> None:
     """A plot's title, bold, its baseline at ``y``."""
-    canvas.text(x, y, text, 13.0, font_weight="bold")
+    canvas.text(x, y, text, 14.0, font_weight="bold")
 
 
 def legend(canvas: Canvas, x: float, y: float, entries: Sequence[tuple[str, str, str]], right: bool = False) -> None:
