@@ -362,13 +362,10 @@ def validation(facts: ReportFacts) -> str | None:
         tip = f"{name}: {p.staging.records:,} records in staging, {p.datalake.records:,} in the data lake"
         canvas.dot(x(p.staging.records), y(p.datalake.records), 4, PROBLEM_COLOR, tip)
     for p in bad[:10]:
-        canvas.text(
-            x(p.staging.records) + 5,
-            y(p.datalake.records) - 5,
-            _short(p.partition or "(unpartitioned)"),
-            SMALL,
-            fill=PROBLEM_COLOR,
-        )
+        label, dot = _short(p.partition or "(unpartitioned)"), x(p.staging.records)
+        fits = dot + 5 + svg.text_width(label, SMALL) < svg.WIDTH  # else on the dot's left, not cut off
+        left, anchor = (dot + 5, "start") if fits else (dot - 5, "end")
+        canvas.text(left, y(p.datalake.records) - 5, label, SMALL, anchor=anchor, fill=PROBLEM_COLOR)
     svg.x_axis(canvas, x, y.start, ticks, svg.count_label, "records in staging")
     svg.y_axis(canvas, y, x.start, ticks, svg.count_label, "records in the data lake")
     entries = [("dashed", "#999999", "staging = data lake"), ("dot", TARGET_COLOR, f"{len(good):,} partitions match")]
