@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from html import escape
-from typing import Any
 
 from dbsnaplake.report import plots
 from dbsnaplake.report.facts import ReportFacts
@@ -31,7 +30,7 @@ figcaption { color: #555; font-size: 0.9em; margin-bottom: 0.3em; }
 
 SHOWN_ROWS = 50
 """Rows of a table at most (the plots show every partition)."""
-Section = tuple[str, str, Callable[[ReportFacts], Any]]
+Section = tuple[str, str, Callable[[ReportFacts], str | None]]
 SECTIONS: tuple[Section, ...] = (
     ("file-sizes", "File sizes: snapshot, staging, data lake", plots.file_sizes),
     ("partitions", "Records and bytes per partition", plots.partitions),
@@ -63,7 +62,7 @@ def render_page(facts: ReportFacts) -> str:
     """The whole report page."""
     parts = [_header(facts)]
     for key, title, draw in SECTIONS:
-        svg = plots.render(draw, facts)
+        svg = draw(facts)
         parts.append(f'<section id="{key}"><h2>{escape(title)}</h2>')
         if svg is None:
             parts.append(f'<p class="note">{escape(MISSING[key])}</p>')
