@@ -3,7 +3,7 @@
 
 An ETL worker holds the interpreter (:data:`WORKER_BASE_MEMORY`), the chunk of snapshot files it is transforming
 (up to :data:`ETL_CHUNK_BYTES` of Arrow, held about :data:`ETL_WORKING_COPIES` times while it is converted, split and
-cast), and the group's transformed rows, uncompressed Arrow, until they are sorted and written: about
+cast, and the next file read ahead), and the group's transformed rows, uncompressed Arrow, until they are sorted and written: about
 :data:`ROWS_MEMORY_PER_BYTE` bytes per uncompressed byte of snapshot file (its size on disk times the footers'
 uncompressed-to-compressed ratio).
 """
@@ -15,8 +15,9 @@ WORKER_BASE_MEMORY = 300 * MiB  # the interpreter with pyarrow and polars loaded
 ETL_CHUNK_BYTES = 32 * MiB
 """Snapshot files are read until their rows take this much memory, then transformed and split together: a thousand
 tiny files cost one transform, not a thousand; a big Parquet file is read a row group at a time."""
-ETL_WORKING_COPIES = 4
-"""A chunk is held at most about this many times at once while it is transformed, split and converted."""
+ETL_WORKING_COPIES = 5
+"""A chunk is held at most about this many times at once while it is transformed, split and converted (4), plus the
+next file, read ahead on a thread meanwhile (1)."""
 ROWS_MEMORY_PER_BYTE = 4.0
 """Worker memory per uncompressed Parquet byte of a group (the footers' sizes), measured: its transformed rows are
 about twice as big in Arrow (strings, the transform's columns), and the allocators (Polars' and Arrow's) hold about

@@ -16,6 +16,7 @@ of this group wrote beyond the new count are removed. The done-marker is written
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from dbsnaplake.layout import DATALAKE_FILE, datalake_file
 from dbsnaplake.ledger import COMPACT, Ledger
 from dbsnaplake.manifest import N_RECORD, PARTITION, SIZE, URI, Manifest, read_group_manifest
 from dbsnaplake.progress import Report
+from dbsnaplake.read_ahead import read_ahead
 from dbsnaplake.records import CompactResult, GroupTiming, PartitionFileGroup, WrittenFile
 from dbsnaplake.storage.parallel import map_io
 
@@ -185,8 +187,8 @@ def encode_partition(
         balanced=part.groups_in_partition > 1,
         compression=config.compression,
         max_row_group_memory=int(memory * ROW_GROUP_MEMORY_SHARE),
-    ) as writer:
-        for table in stream:
+    ) as writer, contextlib.closing(read_ahead(stream)) as merged:  # decoded and merged on a thread while encoded
+        for table in merged:
             writer.write(table)
             if report is not None:
                 report(0, round(part.size * table.num_rows / max(1, part.n_record)), table.num_rows)

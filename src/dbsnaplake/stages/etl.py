@@ -17,6 +17,7 @@ a group overwrites its own files instead of adding new ones.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import tempfile
 import time
@@ -62,6 +63,7 @@ from dbsnaplake.manifest import (
 )
 from dbsnaplake.memory import ETL_CHUNK_BYTES, etl_rows_budget
 from dbsnaplake.progress import Report
+from dbsnaplake.read_ahead import read_ahead
 from dbsnaplake.records import EtlResult, GroupTiming, SnapshotFileGroup, SnapshotReader, SortKey, StagingFileGroup
 from dbsnaplake.sources.readers import SOURCE_READERS
 
@@ -289,19 +291,27 @@ def read_group(
     schema = decode_schema(header.schema) if header.schema else None
     whole_group = config.transform_scope == "group"  # one chunk: the transform sees the whole group at once
     chunk = Chunk()
-    n_record_in = n_bad_value = 0
-    for file in files:
-        file_rows = 0
-        for read in read_group_file(file, schema, header.reader, config.on_bad_value):
+    n_record_in = n_bad_value = file_rows = 0
+    reads = (
+        (file, read)
+        for file in files
+        for read in itertools.chain(read_group_file(file, schema, header.reader, config.on_bad_value), [None])
+    )
+    # the next file is read and decoded on a thread while this chunk is transformed: one item ahead at most
+    with contextlib.closing(read_ahead(reads, depth=1)) as ahead:
+        for file, read in ahead:
+            if read is None:  # the file is read whole
+                n_record_in += file_rows
+                if report is not None:
+                    report(1, file.size or 0, file_rows)
+                file_rows = 0
+                continue
             n_bad_value += read.n_bad_value
             file_rows += read.table.num_rows
             if not whole_group and (not chunk.fits(read.table) or chunk.nbytes >= ETL_CHUNK_BYTES):
                 rows.add_chunk(chunk)
                 chunk = Chunk()
             chunk.add(read.table, file.uri)
-        n_record_in += file_rows
-        if report is not None:
-            report(1, file.size or 0, file_rows)
     if chunk.files:
         rows.add_chunk(chunk)
     return n_record_in, n_bad_value
@@ -343,11 +353,12 @@ def staging_codec(config: PipelineConfig, partition_rows: int, group_rows: int, 
 def write_staging_file(uri: str, tables: Iterator[pa.Table], codec: str, statistics: bool) -> tuple[int, int]:
     """Write a partition's rows (in order) into one staging Parquet file; return its size and its rows' fingerprint.
     ``statistics``: whether the file carries column statistics (a file compaction may copy into the lake must)."""
-    first = next(tables)  # a partition has at least one row
     rows_fingerprint = 0
-    with storage.atomic_output(uri) as local:
+    # the next rows are gathered on a thread while these are fingerprinted and encoded
+    with contextlib.closing(read_ahead(tables)) as ahead, storage.atomic_output(uri) as local:
+        first = next(ahead)  # a partition has at least one row
         with open_parquet_writer(local, first, codec, statistics) as writer:
-            for table in itertools.chain([first], tables):
+            for table in itertools.chain([first], ahead):
                 writer.write_table(table, row_group_size=STAGING_ROW_GROUP_ROWS)
                 rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(table)])
         return local.stat().st_size, rows_fingerprint

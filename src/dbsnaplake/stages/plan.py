@@ -73,7 +73,7 @@ def choose_group_size(
     """The most snapshot bytes one ETL group may hold: small enough to fit a worker's memory, and small
     enough that every worker gets several groups (so work balances), but not uselessly small.
 
-    An ETL worker needs about ``300 MiB + 4 x 32 MiB`` (a chunk of files being transformed) plus
+    An ETL worker needs about ``300 MiB + 5 x 32 MiB`` (a chunk of files being transformed, the next read ahead) plus
     ``4 x group size x uncompressed ratio`` (the group's rows, in Arrow, until sorted: see :mod:`dbsnaplake.memory`);
     with ``--transform-scope group`` the chunk is the whole group, and the bytes per group byte grow to match.
     """
