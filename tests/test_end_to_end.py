@@ -150,3 +150,69 @@ def test_a_group_past_the_memory_budget_is_spilled_and_merged(local_root: str, m
     same_rows(read_lake(config), expected_rows(config), key="order_id")
     for uri in lake_files(config):
         assert is_sorted(read_file(uri), config.sort_by), f"{uri} is not sorted by order_time"
+
+
+def test_data_files_are_flushed_to_disk_once_per_group_before_its_done_marker(
+    local_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging and lake files are not fsynced one by one (thousands of partitions cost a millisecond each): each
+    group flushes them with one sync, before its done-marker says they exist."""
+    import os
+
+    manifest = make_orders_snapshot(local_root, n_files=4)
+    config = orders_config(local_root, manifest, partition_by=("year", "month"))
+    state = config.location.s3dir_state
+    syncs: list[tuple[int, int]] = []  # (data files under the roots, done-markers) at each sync
+    fsynced: list[str] = []
+
+    def count_files(folder: str) -> int:
+        return sum(1 for i in storage.list_files(folder) if i.uri.endswith(".parquet"))
+
+    def recording_sync() -> None:
+        data = count_files(config.location.s3dir_staging_datalake) + count_files(config.location.s3dir_datalake)
+        syncs.append((data, sum(1 for i in storage.list_files(state) if "/done-" in i.uri)))
+
+    def recording_fsync(fd: int) -> None:
+        fsynced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "sync", recording_sync)
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    result = run_pipeline(config)
+
+    groups = len(result.etl) + len(result.compaction)
+    assert len(syncs) == groups  # one per group, each before its marker: the markers seen grow one by one
+    assert [markers for _, markers in syncs] == list(range(groups))
+    staging_files = sum(e.n_partition for e in result.etl)
+    assert syncs[len(result.etl) - 1][0] == staging_files  # ETL's last sync: every staging file written
+    data_folders = (config.location.s3dir_staging_datalake, config.location.s3dir_datalake)
+    assert fsynced  # manifests and markers are still fsynced one by one
+    # a file is fsynced under its temporary name (".group-000001.parquet.<id>.dbsnaplake-tmp"), before the rename
+    assert not [p for p in fsynced if p.startswith(data_folders) and ".parquet." in p]
+
+
+def test_the_read_back_on_workers_proves_what_it_proves_here(local_root: str, executor: Executor) -> None:
+    """A run reads the lake back on its workers: the same counts and fingerprints as a read-back in this process,
+    and a lake file that lost a row fails the validation, naming its partition."""
+    import pyarrow.parquet as pq
+
+    from dbsnaplake.errors import ValidationError
+    from dbsnaplake.progress import NoProgress
+    from dbsnaplake.run.pipeline import read_back_over
+    from dbsnaplake.stages.validate import LakeFile, read_back_here, validate
+
+    manifest = make_orders_snapshot(local_root, n_files=6)
+    config = orders_config(local_root, manifest, partition_by=("year", "month"), workers=2)
+    result = run_pipeline(config, executor)
+    root = result.plan.version_root
+    files = [LakeFile(i.uri, i.size) for i in storage.list_files(root) if i.uri.endswith(".parquet")]
+    damaged = files[len(files) // 2]
+    pq.write_table(pq.read_table(damaged.uri).slice(1), damaged.uri)
+
+    on_workers = read_back_over(executor, 2)(files, NoProgress())
+    assert on_workers == read_back_here(files, NoProgress())
+    with pytest.raises(ValidationError) as failure:
+        validate(config, NoProgress(), read_back_over(executor, 2))
+    partition = damaged.uri[len(root) :].rsplit("/", 1)[0]
+    assert f"partition {partition}: staging holds" in str(failure.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 
@@ -57,3 +58,21 @@ def split_evenly(sizes: Sequence[int], max_size: int) -> list[list[int]]:
         groups[-1].append(index)
         cumulative += size
     return groups
+
+
+def balance(sizes: Sequence[int], n_bins: int) -> list[list[int]]:
+    """Spread items over at most ``n_bins`` bins of about equal total size (largest first, each into the lightest
+    bin); each bin's items in input order, empty bins left out.
+
+    >>> balance([5, 1, 4, 2], 2)
+    [[0, 1], [2, 3]]
+    """
+    if n_bins <= 0:
+        raise ValueError(f"n_bins must be positive, got {n_bins}")
+    bins: list[list[int]] = [[] for _ in range(min(n_bins, len(sizes)))]
+    lightest = [(0, b) for b in range(len(bins))]
+    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        total, b = heapq.heappop(lightest)
+        bins[b].append(index)
+        heapq.heappush(lightest, (total + sizes[index], b))
+    return [sorted(members) for members in bins if members]

@@ -210,7 +210,9 @@ class Ledger:
         return {group: r for group, r in zip(uris, results, strict=True) if r is not None}
 
     def mark_done(self, stage: Stage, result: EtlResult | CompactResult) -> None:
-        """Record that every output of the group exists. Called last by the worker that wrote them."""
+        """Record that every output of the group exists (flushed to the disk first: they were written with
+        ``durable=False``). Called last by the worker that wrote them."""
+        storage.make_durable(self.location.s3dir_staging, self.location.s3dir_datalake)
         write_record(self.location.group_marker(stage, "done", result.group), result)
         storage.delete(self.location.group_marker(stage, "failed", result.group))
 

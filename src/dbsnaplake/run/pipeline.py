@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from concurrent.futures import Executor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
 from dbsnaplake import storage
+from dbsnaplake.binpack import balance
 from dbsnaplake.config.settings import PipelineConfig
 from dbsnaplake.errors import ValidationError
 from dbsnaplake.ledger import COMPACT, ETL, Ledger, compaction_fingerprint, plan_fingerprint
@@ -39,12 +40,34 @@ from dbsnaplake.stages.etl import etl
 from dbsnaplake.stages.plan import plan
 from dbsnaplake.stages.plan_compaction import plan_compaction
 from dbsnaplake.stages.publish import publish
-from dbsnaplake.stages.validate import validate
+from dbsnaplake.stages.validate import LakeFile, ReadBack, ReadBackFiles, read_back_files, read_back_here, validate
 from dbsnaplake.units import format_size
 
 log = logging.getLogger(__name__)
 
 STAGES = ("plan", "etl", "plan-compaction", "compact", "validate", "publish")
+READ_BACK_TASKS_PER_WORKER = 2
+"""The validation's read-back is split into this many tasks per worker, of about equal bytes."""
+
+
+def read_back_over(executor: Executor, workers: int) -> ReadBackFiles:
+    """Validation's read-back of the lake's files spread over the run's workers (every core, or every machine of a
+    Dask cluster, decodes and fingerprints its share) instead of this one process; inline, it stays here."""
+
+    def read(files: Sequence[LakeFile], progress: Progress) -> list[ReadBack]:
+        if isinstance(executor, InlineExecutor) or len(files) < 2:
+            return read_back_here(files, progress)
+        progress.start("read the data lake back", len(files))
+        tasks = balance([f.size for f in files], workers * READ_BACK_TASKS_PER_WORKER)
+        futures = {executor.submit(read_back_files, [files[i] for i in task]): task for task in tasks}
+        read: dict[int, ReadBack] = {}
+        for future in as_completed(futures):
+            task = futures[future]
+            read.update(zip(task, future.result(), strict=True))
+            progress.advance(len(task))
+        return [read[i] for i in range(len(files))]
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -216,7 +239,7 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
 
     start = time.perf_counter()
     try:
-        validation = validate(config, progress)
+        validation = validate(config, progress, read_back_over(executor, config.workers))
     except ValidationError:  # the run report shows where the data lake and the snapshot disagree
         seconds["validate"] = time.perf_counter() - start
         _record_run_times(ledger, config, started_at, seconds, skipped)
@@ -233,7 +256,9 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
     seconds["publish"] = time.perf_counter() - start
     _record_run_times(ledger, config, started_at, seconds, skipped)
 
-    log.debug("run of %s done: %s", config.location.s3dir_staging, ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items()))
+    log.debug(
+        "run of %s done: %s", config.location.s3dir_staging, ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items())
+    )
     return RunResult(
         plan=planned,
         etl=tuple(sorted(etl_results, key=lambda r: r.group)),

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -45,7 +46,7 @@ from dbsnaplake.frames.schema import conform, decode_schema, encode_schema, unif
 from dbsnaplake.frames.sorting import check_sort_keys, merge_sorted_runs, sort_indices
 from dbsnaplake.frames.transform import apply_transform
 from dbsnaplake.frames.types import for_polars, lake_schema, to_lake
-from dbsnaplake.frames.writer import open_parquet_writer
+from dbsnaplake.frames.writer import dictionary_columns, open_parquet_writer
 from dbsnaplake.layout import STAGING_FILE_GROUPS_FOLDER
 from dbsnaplake.ledger import ETL, Ledger
 from dbsnaplake.manifest import (
@@ -90,11 +91,14 @@ class PartitionRows:
     spilled: list[Path] = field(default_factory=list)
     n_record: int = 0
     nbytes: int = 0
+    rows_fingerprint: int = 0
+    """The fingerprint of every row added (see :mod:`dbsnaplake.frames.fingerprint`)."""
 
-    def add(self, table: pa.Table) -> None:
+    def add(self, table: pa.Table, rows_fingerprint: int) -> None:
         self.pieces.append(table)
         self.n_record += table.num_rows
         self.nbytes += table.nbytes
+        self.rows_fingerprint = fingerprint.combine([self.rows_fingerprint, rows_fingerprint])
 
     def held(self, schema: pa.Schema, source: str) -> pa.Table:
         """The rows in memory as one table of ``schema`` (no copy when every piece has it already)."""
@@ -185,19 +189,41 @@ def transform_file(spec: str | None, table: pa.Table, uri: str) -> pl.DataFrame:
         raise TransformError(f"{exc} (on {uri})") from None
 
 
-def split_partitions(
-    frame: pl.DataFrame, keys: tuple[str, ...], include_key: bool = False
-) -> list[tuple[str, pl.DataFrame]]:
-    """``[(hive path, rows without the key columns, or with them if include_key)]``, sorted by path; one entry
-    ``("", frame)`` without keys."""
+@dataclass(frozen=True)
+class PartitionSplit:
+    """Where a chunk's partitions are: ``order`` puts the rows of each partition together (``None``: they are
+    already, a chunk without partition keys), partition ``i`` (Hive path ``paths[i]``) being rows
+    ``starts[i]:starts[i + 1]`` of that order."""
+
+    paths: list[str]
+    starts: list[int]
+    order: pa.Array | None
+
+
+def split_partitions(frame: pl.DataFrame, keys: tuple[str, ...]) -> PartitionSplit:
+    """The partitions of ``frame``'s rows by ``keys``, sorted by path; within one, rows keep their order."""
     if not keys:
-        return [("", frame)] if frame.height else []
-    parts = frame.partition_by(list(keys), as_dict=True, include_key=include_key, maintain_order=True)
-    by_path: dict[str, list[pl.DataFrame]] = {}
-    for values, part in parts.items():
-        # "" and null (or NaN and null) are two groups but one Hive folder: write them as one partition
-        by_path.setdefault(partition_path(keys, values), []).append(part)
-    return [(path, pl.concat(by_path[path])) for path in sorted(by_path)]
+        return PartitionSplit([""] if frame.height else [], [0, frame.height] if frame.height else [0], None)
+    groups = frame.select(keys).with_row_index("__row").group_by(keys, maintain_order=True).agg(pl.col("__row"))
+    by_path: dict[str, list[pl.Series]] = {}
+    for values, rows in zip(groups.select(keys).iter_rows(), groups["__row"], strict=True):
+        # "" and null (or NaN and null) are two groups but one Hive folder: written as one partition
+        by_path.setdefault(partition_path(keys, values), []).append(rows)
+    paths = sorted(by_path)
+    pieces = [piece for path in paths for piece in by_path[path]]
+    lengths = [sum(len(piece) for piece in by_path[path]) for path in paths]
+    starts = [0, *itertools.accumulate(lengths)]
+    order = pl.concat(pieces).cast(pl.Int64).to_arrow() if pieces else pa.array([], pa.int64())
+    return PartitionSplit(paths, starts, order)
+
+
+def partition_fingerprints(hashes: np.ndarray, starts: list[int]) -> list[int]:
+    """Each partition's fingerprint (the sum of its rows' hashes, mod 2**64) from the rows' hashes in partition
+    order, partition ``i`` being ``hashes[starts[i]:starts[i + 1]]``."""
+    if len(starts) < 2:
+        return []
+    sums = np.add.reduceat(hashes, starts[:-1], dtype=np.uint64)  # uint64 sums wrap: mod 2**64
+    return [int(total) for total in sums]
 
 
 @dataclass
@@ -239,6 +265,8 @@ class GroupRows:
     out_schemas: list[tuple[str, pa.Schema]] = field(default_factory=list)
     n_record_out: int = 0
     held: int = 0
+    dictionary: list[str] | None = None
+    """The columns staging files dictionary-encode: chosen from the group's first rows, for all its files."""
 
     def add_chunk(self, chunk: Chunk) -> None:
         """Transform, split and keep one chunk's rows; on a failure with several files, the file that fails is
@@ -255,6 +283,8 @@ class GroupRows:
             self.spill()
 
     def _add(self, table: pa.Table, where: str, dry_run: bool = False) -> None:
+        """Transform a chunk, convert it to the lake's types, fingerprint its rows and split it by partition: each
+        step once for the whole chunk (a chunk of a thousand partitions costs one conversion, not a thousand)."""
         config = self.config
         out = transform_file(config.transform, table, where)
         config.require_output_columns(out.columns)
@@ -262,18 +292,23 @@ class GroupRows:
         polars_schema = out.head(0).drop(dropped).to_arrow(compat_level=COMPAT).schema
         schema = lake_schema(polars_schema, table.schema, config.keep_nanoseconds)
         check_sort_keys(schema, config.sort_by, where)
-        parts = [
-            (path, to_lake(part.to_arrow(compat_level=COMPAT), table.schema, config.keep_nanoseconds, where))
-            for path, part in split_partitions(out, config.partition_by, config.partition_columns_in_files)
-        ]
+        split = split_partitions(out, config.partition_by)
+        rows = to_lake(out.drop(dropped).to_arrow(compat_level=COMPAT), table.schema, config.keep_nanoseconds, where)
         if dry_run:
             return
+        hashes = fingerprint.row_hashes(rows)
+        if self.dictionary is None and rows.num_rows:
+            self.dictionary = dictionary_columns(rows)
+        if split.order is not None:
+            rows, hashes = rows.take(split.order), hashes[split.order.to_numpy()]
         self.n_record_out += out.height
         if not any(schema.equals(seen) for _, seen in self.out_schemas):
             self.out_schemas.append((where, schema))
-        for path, arrow in parts:
-            self.partitions.setdefault(path, PartitionRows()).add(arrow)
-            self.held += arrow.nbytes
+        sums = partition_fingerprints(hashes, split.starts)
+        for path, start, end, rows_fingerprint in zip(split.paths, split.starts[:-1], split.starts[1:], sums, strict=True):
+            part = rows.slice(start, end - start)
+            self.partitions.setdefault(path, PartitionRows()).add(part, rows_fingerprint)
+            self.held += part.nbytes
 
     def spill(self) -> None:
         """Move every partition's rows in memory to sorted runs on local disk, biggest first, until under budget."""
@@ -350,18 +385,36 @@ def staging_codec(config: PipelineConfig, partition_rows: int, group_rows: int, 
     return config.compression if estimated_size >= LAKE_CODEC_SHARE * config.target_file_size else STAGING_COMPRESSION
 
 
-def write_staging_file(uri: str, tables: Iterator[pa.Table], codec: str, statistics: bool) -> tuple[int, int]:
-    """Write a partition's rows (in order) into one staging Parquet file; return its size and its rows' fingerprint.
-    ``statistics``: whether the file carries column statistics (a file compaction may copy into the lake must)."""
-    rows_fingerprint = 0
-    # the next rows are gathered on a thread while these are fingerprinted and encoded
-    with contextlib.closing(read_ahead(tables)) as ahead, storage.atomic_output(uri) as local:
-        first = next(ahead)  # a partition has at least one row
-        with open_parquet_writer(local, first, codec, statistics) as writer:
-            for table in itertools.chain([first], ahead):
+@dataclass(frozen=True)
+class StagingEncoding:
+    """How a staging file is encoded: its codec, whether it has column statistics (a file compaction may copy into
+    the lake must), and its dictionary-encoded columns (chosen once per group: a group writes thousands of files)."""
+
+    codec: str
+    statistics: bool
+    dictionary: list[str]
+
+
+def write_staging_file(uri: str, tables: Iterator[pa.Table], encoding: StagingEncoding, n_record: int) -> int:
+    """Write a partition's ``n_record`` rows (in order) into one staging Parquet file; return its size."""
+    if n_record <= STAGING_ROW_GROUP_ROWS:
+        return _write_rows(uri, tables, encoding)
+    # a partition of several row groups: the next one is gathered on a thread while this one is encoded
+    with contextlib.closing(read_ahead(tables)) as ahead:
+        return _write_rows(uri, ahead, encoding)
+
+
+def _write_rows(uri: str, tables: Iterator[pa.Table], encoding: StagingEncoding) -> int:
+    # the file is made durable with the group's other files, before its done-marker (see Ledger.mark_done)
+    with storage.atomic_output(uri, durable=False) as local:
+        first = next(tables)  # a partition has at least one row
+        with (
+            pa.OSFile(str(local), "wb") as sink,
+            open_parquet_writer(sink, first, encoding.codec, encoding.statistics, encoding.dictionary) as writer,
+        ):
+            for table in itertools.chain([first], tables):
                 writer.write_table(table, row_group_size=STAGING_ROW_GROUP_ROWS)
-                rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(table)])
-        return local.stat().st_size, rows_fingerprint
+        return local.stat().st_size
 
 
 def etl(group_manifest: str, config: PipelineConfig | None = None, report: Report | None = None) -> EtlResult:
@@ -377,6 +430,7 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
         rows = GroupRows(config, etl_rows_budget(config.memory_per_worker), Path(spill_folder))
         n_record_in, n_bad_value = read_group(group_files(manifest), header, rows, report)
         out_schema = unify(rows.out_schemas)
+        dictionary = [name for name in rows.dictionary or [] if name in out_schema.names]
 
         uris: list[str] = []
         sizes: list[int] = []
@@ -390,9 +444,9 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
             codec = staging_codec(config, partition.n_record, rows.n_record_out, manifest.size)
             # a file in the lake's codec may be copied into the lake as it is: it keeps the statistics lake files
             # have; the others are only ever read in full, by compaction
-            size, rows_fingerprint = write_staging_file(uri, stream, codec, statistics=codec == config.compression)
-            sizes.append(size)
-            fingerprints.append(rows_fingerprint)
+            encoding = StagingEncoding(codec, codec == config.compression, dictionary)
+            sizes.append(write_staging_file(uri, stream, encoding, partition.n_record))
+            fingerprints.append(partition.rows_fingerprint)
             uris.append(uri)
             counts.append(partition.n_record)
             paths.append(path)

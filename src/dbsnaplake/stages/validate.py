@@ -10,6 +10,7 @@ or a data-lake file no partition accounts for, is a problem: the result is writt
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -32,12 +33,24 @@ READ_BACK_BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
+class LakeFile:
+    """A data-lake file to read back."""
+
+    uri: str
+    size: int
+
+
+@dataclass(frozen=True)
 class ReadBack:
     """What one data-lake file holds, read back in full."""
 
     n_record: int = 0
     rows_fingerprint: int = 0
     error: str | None = None
+
+
+ReadBackFiles = Callable[[Sequence[LakeFile], Progress], list[ReadBack]]
+"""How the lake's files are read back: :func:`read_back_here`, or spread over the run's workers."""
 
 
 def read_back(uri: str, size: int) -> ReadBack:
@@ -52,6 +65,17 @@ def read_back(uri: str, size: int) -> ReadBack:
         reason = " ".join(str(exc).split())
         return ReadBack(error=f"data lake file {uri} cannot be read (corrupt?): {reason} — rerun with --fresh")
     return ReadBack(n_record, rows_fingerprint)
+
+
+def read_back_files(files: Sequence[LakeFile]) -> list[ReadBack]:
+    """:func:`read_back` for each of ``files``, several at once: one task of the read-back, run in a worker."""
+    return map_io(lambda file: read_back(file.uri, file.size), files, threads=READ_BACK_THREADS)
+
+
+def read_back_here(files: Sequence[LakeFile], progress: Progress) -> list[ReadBack]:
+    """The read-back in this process (the default: ``dbsnaplake validate``, an inline run)."""
+    progress.start("read the data lake back", len(files))
+    return map_io(lambda file: read_back(file.uri, file.size), files, progress, threads=READ_BACK_THREADS)
 
 
 def fingerprint_problems(staging_manifests: list[tuple[Manifest, StagingFileGroup]]) -> list[str]:
@@ -86,9 +110,12 @@ def _partition_of(uri: str, root: str) -> str:
     return relative.rsplit("/", 1)[0] if "/" in relative else ""
 
 
-def validate(config: PipelineConfig, progress: Progress | None = None) -> ValidateResult:
+def validate(
+    config: PipelineConfig, progress: Progress | None = None, read_back_files: ReadBackFiles | None = None
+) -> ValidateResult:
     """Compare the data lake with the snapshot; write the result, and raise :class:`ValidationError` on a mismatch.
-    ``config`` must agree with the plan's settings."""
+    ``config`` must agree with the plan's settings. ``read_back_files`` reads the lake's files back (default: in
+    this process, :func:`read_back_here`; a run spreads it over its workers)."""
     progress = progress or NoProgress()
     location = config.location
     ledger = Ledger(location)
@@ -108,9 +135,8 @@ def validate(config: PipelineConfig, progress: Progress | None = None) -> Valida
                 staging_fingerprints[partition] = fingerprint.combine([staging_fingerprints[partition], rows or 0])
 
     root = plan.version_root
-    lake_files = [i for i in storage.list_files(root) if i.uri.endswith(".parquet")]
-    progress.start("read the data lake back", len(lake_files))
-    read = map_io(lambda info: read_back(info.uri, info.size), lake_files, progress, threads=READ_BACK_THREADS)
+    lake_files = [LakeFile(i.uri, i.size) for i in storage.list_files(root) if i.uri.endswith(".parquet")]
+    read = (read_back_files or read_back_here)(lake_files, progress)
     lake_by_partition: dict[str, list[tuple[int, int]]] = defaultdict(list)
     lake_fingerprints: dict[str, int] = defaultdict(int)
     unreadable = []

@@ -180,15 +180,23 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(uri: str) -> Iterator[Path]:
-    """Yield a local path to write into; on success it is published at ``uri`` in one step, on error removed."""
+def atomic_output(uri: str, durable: bool = True) -> Iterator[Path]:
+    """Yield a local path to write into; on success it is published at ``uri`` in one step, on error removed.
+    ``durable=False``: on local disk the file is not flushed to the disk file by file; whoever records that it
+    exists calls :func:`make_durable` first (a task writing thousands of files flushes them once, not each)."""
     store = backend(uri)
     path = store.temp_path_for(uri)
     try:
         yield path
-        store.publish(path, uri)
+        store.publish(path, uri, durable)
     finally:
         path.unlink(missing_ok=True)
+
+
+def make_durable(*roots: str) -> None:
+    """Flush to the disk everything written under ``roots`` with ``durable=False`` (nothing to do on S3)."""
+    for is_on_s3 in sorted({is_s3(root) for root in roots}):
+        _backend(is_on_s3).sync()
 
 
 def open_input_file(uri: str, size: int | None = None) -> pa.NativeFile:

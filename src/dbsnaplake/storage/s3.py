@@ -308,7 +308,8 @@ class S3Backend:
         os.close(fd)
         return Path(name)
 
-    def publish(self, local_path: Path, uri: str) -> None:
+    def publish(self, local_path: Path, uri: str, durable: bool = True) -> None:
+        """Upload ``local_path`` as ``uri``: an object is durable once its PUT returns (``durable`` changes nothing)."""
         import obstore
 
         bucket, key = _split_s3(uri)
@@ -318,6 +319,9 @@ class S3Backend:
             )
         finally:
             local_path.unlink(missing_ok=True)
+
+    def sync(self) -> None:
+        """Nothing to do: every PUT is durable when it returns."""
 
     def copy(self, source: str, target: str) -> None:
         """One CopyObject within a bucket (atomic, server side; objects up to 5 GiB); across buckets, a GET and a
