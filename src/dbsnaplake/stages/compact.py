@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -29,7 +29,7 @@ from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import SnapshotError
 from dbsnaplake.frames.schema import conform, decode_schema
-from dbsnaplake.frames.sorting import merge_sorted_runs
+from dbsnaplake.frames.sorting import merge_sorted_runs, sort_table
 from dbsnaplake.frames.writer import RollingParquetWriter
 from dbsnaplake.layout import DATALAKE_FILE, datalake_file
 from dbsnaplake.ledger import COMPACT, Ledger
@@ -163,21 +163,50 @@ def iter_staging_file(uri: str, size: int, schema: pa.Schema, batch_rows: int) -
         raise _missing(uri) from None
 
 
+def read_staging_file(uri: str, size: int, schema: pa.Schema) -> pa.Table:
+    """One staging file whole, conformed to the lake schema (a small partition's: see :func:`read_packed`)."""
+    try:
+        with storage.open_input_file(uri, size) as f:
+            return conform(pq.ParquetFile(f).read(use_threads=False), schema, uri)
+    except FileNotFoundError:
+        raise _missing(uri) from None
+
+
+def read_packed(parts: list[PartitionSlice], schema: pa.Schema, memory: int) -> dict[str, list[pa.Table]] | None:
+    """The staging files of a packed group's partitions, read whole and at once (many small files: the cost is
+    in opening each), by partition; ``None`` when they would not fit the merge's share of ``memory``."""
+    if sum(p.size for p in parts) * IN_MEMORY_RATIO_GUESS > memory * MERGE_MEMORY_SHARE:
+        return None
+    files = [(p.partition, uri, size) for p in parts for uri, size in zip(p.uris, p.sizes, strict=True)]
+    tables = map_io(lambda file: read_staging_file(file[1], file[2], schema), files, threads=PARALLEL_IO)
+    by_partition: dict[str, list[pa.Table]] = {p.partition: [] for p in parts}
+    for (partition, _, _), table in zip(files, tables, strict=True):
+        by_partition[partition].append(table)
+    return by_partition
+
+
 def encode_partition(
     part: PartitionSlice,
     schema: pa.Schema,
     config: PipelineConfig,
     header: PartitionFileGroup,
     report: Report | None,
+    staging: list[pa.Table] | None = None,
 ) -> list[WrittenFile]:
-    """Merge a partition's staging files and write them as data-lake files of about the target size."""
+    """Merge a partition's staging files (or sort its ``staging`` rows, read already) and write them as data-lake
+    files of about the target size."""
     memory = config.memory_per_worker
     bytes_per_row = max(1.0, part.size / max(1, part.n_record))  # at least 1: a group of 0 rows (an empty table)
-    merge_memory = memory * MERGE_MEMORY_SHARE
-    batch_rows = int(merge_memory / (max(1, len(part.uris)) * bytes_per_row * IN_MEMORY_RATIO_GUESS))
-    batch_rows = max(1024, min(65_536, batch_rows))
-    runs = [iter_staging_file(u, s, schema, batch_rows) for u, s in zip(part.uris, part.sizes, strict=True)]
-    stream = merge_sorted_runs(runs, config.sort_by) if config.sort_by else itertools.chain.from_iterable(runs)
+    if staging is not None:
+        rows = [sort_table(pa.concat_tables(staging), config.sort_by)] if staging else []
+        stream: Generator[pa.Table, None, None] = (table for table in rows)
+    else:
+        merge_memory = memory * MERGE_MEMORY_SHARE
+        batch_rows = int(merge_memory / (max(1, len(part.uris)) * bytes_per_row * IN_MEMORY_RATIO_GUESS))
+        batch_rows = max(1024, min(65_536, batch_rows))
+        runs = [iter_staging_file(u, s, schema, batch_rows) for u, s in zip(part.uris, part.sizes, strict=True)]
+        merged = merge_sorted_runs(runs, config.sort_by) if config.sort_by else itertools.chain.from_iterable(runs)
+        stream = read_ahead(merged)  # decoded and merged on a thread while encoded
     with RollingParquetWriter(
         lambda k: part.output(header.version_root, k),
         schema,
@@ -187,8 +216,8 @@ def encode_partition(
         balanced=part.groups_in_partition > 1,
         compression=config.compression,
         max_row_group_memory=int(memory * ROW_GROUP_MEMORY_SHARE),
-    ) as writer, contextlib.closing(read_ahead(stream)) as merged:  # decoded and merged on a thread while encoded
-        for table in merged:
+    ) as writer, contextlib.closing(stream) as tables:
+        for table in tables:
             writer.write(table)
             if report is not None:
                 report(0, round(part.size * table.num_rows / max(1, part.n_record)), table.num_rows)
@@ -235,6 +264,8 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
     to_copy = [part for part, ok in zip(parts, copyable, strict=True) if ok]
     copies = map_io(lambda p: copy_partition(p, header.version_root), to_copy, threads=PARALLEL_IO)
     copied = {part.partition: file for part, file in zip(to_copy, copies, strict=True)}
+    to_encode = [part for part in parts if part.partition not in copied]
+    packed = read_packed(to_encode, schema, config.memory_per_worker) if header.packed else None
     outputs: list[list[WrittenFile]] = []
     for part in parts:
         if part.partition in copied:
@@ -242,7 +273,8 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
             if report is not None:
                 report(0, part.size, part.n_record)
         else:
-            outputs.append(encode_partition(part, schema, config, header, report))
+            staging = packed.pop(part.partition) if packed is not None else None
+            outputs.append(encode_partition(part, schema, config, header, report, staging))
         check_rows(part, outputs[-1], group_manifest)
     if report is not None:
         report(manifest.n_file, 0, 0)
