@@ -127,3 +127,34 @@ def test_the_algorithm_is_named_with_the_polars_version_and_the_processor() -> N
     import polars
 
     assert ALGORITHM.endswith(f"polars-{polars.__version__}+{platform.machine()}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "", None, "a/b", "é"]), st.one_of(st.none(), st.integers(-5, 5))),
+        max_size=60,
+    )
+)
+def test_a_chunk_split_by_partition_keeps_every_row_and_its_fingerprint(rows: list[tuple[str | None, int | None]]) -> None:
+    """ETL splits a chunk once: each partition's rows, in order, and its fingerprint (from the chunk's row hashes)
+    are those of the rows whose key makes its Hive path ("" and null are one folder)."""
+    import polars as pl
+
+    from dbsnaplake.frames.fingerprint import row_hashes
+    from dbsnaplake.frames.partitioning import partition_path
+    from dbsnaplake.stages.etl import partition_fingerprints, split_partitions
+
+    frame = pl.DataFrame({"k": [k for k, _ in rows], "v": [v for _, v in rows]}, schema={"k": pl.Utf8, "v": pl.Int64})
+    split = split_partitions(frame, ("k",))
+    table = frame.to_arrow()
+    ordered = table if split.order is None else table.take(split.order)
+    hashes = row_hashes(ordered)
+    sums = partition_fingerprints(hashes, split.starts)
+    assert split.paths == sorted({partition_path(["k"], [k]) for k, _ in rows})
+    for path, start, end, total in zip(split.paths, split.starts[:-1], split.starts[1:], sums, strict=True):
+        expected = [i for i, (k, _) in enumerate(rows) if partition_path(["k"], [k]) == path]
+        part = ordered.slice(start, end - start)
+        assert part.to_pylist() == table.take(expected).to_pylist()  # the partition's rows, in their order
+        assert total == fingerprint(part)
+    assert split.starts[-1] == len(rows)

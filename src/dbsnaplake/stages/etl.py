@@ -192,7 +192,7 @@ def transform_file(spec: str | None, table: pa.Table, uri: str) -> pl.DataFrame:
 @dataclass(frozen=True)
 class PartitionSplit:
     """Where a chunk's partitions are: ``order`` puts the rows of each partition together (``None``: they are
-    already, a chunk without partition keys), partition ``i`` (Hive path ``paths[i]``) being rows
+    together already), partition ``i`` (Hive path ``paths[i]``) being rows
     ``starts[i]:starts[i + 1]`` of that order."""
 
     paths: list[str]
@@ -210,11 +210,13 @@ def split_partitions(frame: pl.DataFrame, keys: tuple[str, ...]) -> PartitionSpl
         # "" and null (or NaN and null) are two groups but one Hive folder: written as one partition
         by_path.setdefault(partition_path(keys, values), []).append(rows)
     paths = sorted(by_path)
-    pieces = [piece for path in paths for piece in by_path[path]]
-    lengths = [sum(len(piece) for piece in by_path[path]) for path in paths]
+    pieces = [pl.concat(by_path[path]).sort() if len(by_path[path]) > 1 else by_path[path][0] for path in paths]
+    lengths = [len(piece) for piece in pieces]
     starts = [0, *itertools.accumulate(lengths)]
-    order = pl.concat(pieces).cast(pl.Int64).to_arrow() if pieces else pa.array([], pa.int64())
-    return PartitionSplit(paths, starts, order)
+    order = pl.concat(pieces).cast(pl.Int64) if pieces else pl.Series([], dtype=pl.Int64)
+    if order.is_sorted():  # the partitions' rows are together already (files ordered by the partition key)
+        return PartitionSplit(paths, starts, None)
+    return PartitionSplit(paths, starts, order.to_arrow())
 
 
 def partition_fingerprints(hashes: np.ndarray, starts: list[int]) -> list[int]:
