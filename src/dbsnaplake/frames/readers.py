@@ -291,15 +291,22 @@ def read_table(uri: str, size: int | None = None, csv: CsvFormat | None = None) 
         raise SnapshotError(f"cannot read {uri} as {fmt.kind}: {exc}") from None
 
 
+def read_row_groups(parquet: pq.ParquetFile) -> Iterator[pa.Table]:
+    """An open Parquet file a row group at a time: memory holds one row group, and a file opened with
+    ``pre_buffer=True`` fetches each row group's column chunks in one coalesced read (one ranged GET on S3 instead
+    of one per column)."""
+    for index in range(parquet.num_row_groups):
+        yield parquet.read_row_group(index)
+
+
 def read_parquet_row_groups(uri: str, size: int | None = None) -> Iterator[pa.Table]:
     """A Parquet file one row group at a time (ranged reads on S3; plain reads on local disk, whose pages would
     count in the worker's memory if mapped): a file bigger than memory can be read."""
     try:
         with storage.open_input_file(uri, size) if storage.is_s3(uri) else pa.OSFile(uri) as f:
-            parquet = pq.ParquetFile(f)
+            parquet = pq.ParquetFile(f, pre_buffer=True)
             refuse_duplicate_columns(parquet.schema_arrow, uri)
-            for index in range(parquet.num_row_groups):
-                yield parquet.read_row_group(index)
+            yield from read_row_groups(parquet)
     except FileNotFoundError:
         raise SnapshotError(f"file listed in the manifest is missing: {uri}") from None
     except (pa.ArrowInvalid, OSError, pa.ArrowNotImplementedError) as exc:

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import SnapshotError
+from dbsnaplake.frames.readers import read_row_groups
 from dbsnaplake.frames.schema import conform, decode_schema
 from dbsnaplake.frames.sorting import merge_sorted_runs, sort_table
 from dbsnaplake.frames.writer import RollingParquetWriter
@@ -152,12 +153,18 @@ def _missing(uri: str) -> SnapshotError:
 
 
 def iter_staging_file(uri: str, size: int, schema: pa.Schema, batch_rows: int) -> Iterator[pa.Table]:
-    """Stream one staging file as tables of at most ``batch_rows`` rows, conformed to the lake schema. Column
-    chunks are read one by one as the row groups are decoded (no pre-buffering of the file: on S3, bounded
-    ranged GETs)."""
+    """Stream one staging file as tables of at most ``batch_rows`` rows, conformed to the lake schema, never the
+    whole file at once. When a row group fits ``batch_rows``, a row group at a time: its column chunks fetched in
+    one coalesced read (on S3 one ranged GET per row group, not one per column); else a batch at a time, column
+    chunk by column chunk."""
     try:
         with storage.open_input_file(uri, size) as f:
-            for batch in pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=batch_rows):
+            parquet = pq.ParquetFile(f, pre_buffer=False)
+            metadata = parquet.metadata
+            if all(metadata.row_group(i).num_rows <= batch_rows for i in range(metadata.num_row_groups)):
+                yield from (conform(t, schema, uri) for t in read_row_groups(pq.ParquetFile(f, pre_buffer=True)))
+                return
+            for batch in parquet.iter_batches(batch_size=batch_rows):
                 yield conform(pa.Table.from_batches([batch]), schema, uri)
     except FileNotFoundError:
         raise _missing(uri) from None
@@ -167,7 +174,7 @@ def read_staging_file(uri: str, size: int, schema: pa.Schema) -> pa.Table:
     """One staging file whole, conformed to the lake schema (a small partition's: see :func:`read_packed`)."""
     try:
         with storage.open_input_file(uri, size) as f:
-            return conform(pq.ParquetFile(f).read(use_threads=False), schema, uri)
+            return conform(pq.ParquetFile(f, pre_buffer=True).read(use_threads=False), schema, uri)
     except FileNotFoundError:
         raise _missing(uri) from None
 

@@ -20,6 +20,7 @@ from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import ValidationError
 from dbsnaplake.frames import fingerprint
+from dbsnaplake.frames.readers import read_row_groups
 from dbsnaplake.ledger import Ledger
 from dbsnaplake.manifest import N_RECORD, PARTITION, ROWS_FINGERPRINT, SIZE, Manifest, read_manifest
 from dbsnaplake.original_format import validation_dict
@@ -29,7 +30,6 @@ from dbsnaplake.storage.parallel import map_io
 
 READ_BACK_THREADS = 4
 """Data-lake files read back at once: each holds one row group in memory while it is hashed."""
-READ_BACK_BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,13 @@ ReadBackFiles = Callable[[Sequence[LakeFile], Progress], list[ReadBack]]
 
 
 def read_back(uri: str, size: int) -> ReadBack:
-    """Count and fingerprint a data-lake file's rows, a batch at a time; an unreadable file gives its error."""
+    """Count and fingerprint a data-lake file's rows, a row group at a time; an unreadable file gives its error."""
     n_record = rows_fingerprint = 0
     try:
         with storage.open_input_file(uri, size) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=READ_BACK_BATCH_ROWS):
-                n_record += batch.num_rows
-                rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(batch)])
+            for rows in read_row_groups(pq.ParquetFile(f, pre_buffer=True)):
+                n_record += rows.num_rows
+                rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(rows)])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         reason = " ".join(str(exc).split())
         return ReadBack(error=f"data lake file {uri} cannot be read (corrupt?): {reason} — rerun with --fresh")
