@@ -14,7 +14,7 @@ from dbsnaplake.ledger import COMPACT
 from dbsnaplake.manifest import PARTITION
 from dbsnaplake.records import PartitionFileGroup
 from dbsnaplake.stages.compact import PartitionSlice, can_copy
-from dbsnaplake.stages.etl import STAGING_COMPRESSION, staging_codec
+from dbsnaplake.stages.etl import STAGING_COMPRESSION, PartitionRows, may_be_whole, staging_codec
 
 from .support.cli import dbsnaplake
 from .support.lake import expected_rows, lake_files, read_lake, same_rows
@@ -137,3 +137,15 @@ def test_staging_uses_the_cheap_codec_but_for_a_lake_files_worth_of_a_partition(
 
     assert staging_codec(config, partition_rows=10, group_rows=100, group_size=1_000_000) == STAGING_COMPRESSION
     assert staging_codec(config, partition_rows=60, group_rows=100, group_size=1_000_000) == config.compression
+    # a partition that goes on in the neighbouring group cannot be copied: the cheap codec, however big
+    assert staging_codec(config, 60, 100, 1_000_000, may_be_whole=False) == STAGING_COMPRESSION
+
+
+def test_a_partition_at_either_end_of_a_group_is_taken_to_go_on_in_the_next_group() -> None:
+    def rows(first: int, last: int) -> PartitionRows:
+        return PartitionRows(first_chunk=first, last_chunk=last)
+
+    assert may_be_whole(rows(1, 2), n_chunks=4, n_group=9)  # only in the group's middle chunks
+    assert not may_be_whole(rows(0, 2), n_chunks=4, n_group=9)  # in its first chunk: began in the group before
+    assert not may_be_whole(rows(1, 3), n_chunks=4, n_group=9)  # in its last chunk: goes on in the group after
+    assert may_be_whole(rows(0, 3), n_chunks=4, n_group=1)  # the plan's only group holds every partition whole

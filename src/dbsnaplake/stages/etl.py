@@ -93,8 +93,12 @@ class PartitionRows:
     nbytes: int = 0
     rows_fingerprint: int = 0
     """The fingerprint of every row added (see :mod:`dbsnaplake.frames.fingerprint`)."""
+    first_chunk: int = 0
+    last_chunk: int = 0
+    """The group's chunks (by number) the partition's first and last rows came from."""
 
-    def add(self, table: pa.Table, rows_fingerprint: int) -> None:
+    def add(self, table: pa.Table, rows_fingerprint: int, chunk: int = 0) -> None:
+        self.last_chunk = chunk
         self.pieces.append(table)
         self.n_record += table.num_rows
         self.nbytes += table.nbytes
@@ -267,12 +271,14 @@ class GroupRows:
     out_schemas: list[tuple[str, pa.Schema]] = field(default_factory=list)
     n_record_out: int = 0
     held: int = 0
+    n_chunks: int = 0
     dictionary: list[str] | None = None
     """The columns staging files dictionary-encode: chosen from the group's first rows, for all its files."""
 
     def add_chunk(self, chunk: Chunk) -> None:
         """Transform, split and keep one chunk's rows; on a failure with several files, the file that fails is
         named (each file alone is transformed again to find it)."""
+        self.n_chunks += 1
         try:
             self._add(chunk.table(), chunk.where)
         except DbSnapLakeError:
@@ -309,7 +315,8 @@ class GroupRows:
         sums = partition_fingerprints(hashes, split.starts)
         for path, start, end, rows_fingerprint in zip(split.paths, split.starts[:-1], split.starts[1:], sums, strict=True):
             part = rows.slice(start, end - start)
-            self.partitions.setdefault(path, PartitionRows()).add(part, rows_fingerprint)
+            chunk = self.n_chunks - 1
+            self.partitions.setdefault(path, PartitionRows(first_chunk=chunk)).add(part, rows_fingerprint, chunk)
             self.held += part.nbytes
 
     def spill(self) -> None:
@@ -380,11 +387,23 @@ def partition_stream(rows: PartitionRows, schema: pa.Schema, sort_by: Sequence[S
     return rebatch(merged, STAGING_ROW_GROUP_ROWS)
 
 
-def staging_codec(config: PipelineConfig, partition_rows: int, group_rows: int, group_size: int) -> str:
-    """The codec of a partition's staging file: the lake's when the file is estimated (by its share of the group's
-    rows and bytes) to be a good part of a lake file, so that compaction may copy it; else the cheap one."""
+def staging_codec(
+    config: PipelineConfig, partition_rows: int, group_rows: int, group_size: int, may_be_whole: bool = True
+) -> str:
+    """The codec of a partition's staging file: the lake's when compaction may copy the file as it is, that is when
+    the partition may lie wholly in this group (``may_be_whole``) and the file is estimated (by its share of the
+    group's rows and bytes) to be a good part of a lake file; else the cheap one."""
     estimated_size = group_size * partition_rows / max(1, group_rows)
-    return config.compression if estimated_size >= LAKE_CODEC_SHARE * config.target_file_size else STAGING_COMPRESSION
+    big_enough = estimated_size >= LAKE_CODEC_SHARE * config.target_file_size
+    return config.compression if may_be_whole and big_enough else STAGING_COMPRESSION
+
+
+def may_be_whole(partition: PartitionRows, n_chunks: int, n_group: int) -> bool:
+    """Whether a partition may lie wholly in this group: the plan's only group, or rows in none of the group's
+    first and last chunks. A partition in the first or the last chunk most likely goes on in the neighbouring
+    group (snapshot files ordered by the partition key, the case where partitions can lie in one group at all):
+    staged in the lake's codec, it would be decoded and encoded again by compaction anyway."""
+    return n_group == 1 or (partition.first_chunk > 0 and partition.last_chunk < n_chunks - 1)
 
 
 @dataclass(frozen=True)
@@ -443,7 +462,8 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
             uri = config.location.staging_file(path, group)
             partition = rows.partitions.pop(path)
             stream = partition_stream(partition, out_schema, config.sort_by, uri)
-            codec = staging_codec(config, partition.n_record, rows.n_record_out, manifest.size)
+            whole = may_be_whole(partition, rows.n_chunks, header.n_group)
+            codec = staging_codec(config, partition.n_record, rows.n_record_out, manifest.size, whole)
             # a file in the lake's codec may be copied into the lake as it is: it keeps the statistics lake files
             # have; the others are only ever read in full, by compaction
             encoding = StagingEncoding(codec, codec == config.compression, dictionary)
