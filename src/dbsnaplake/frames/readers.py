@@ -294,7 +294,7 @@ def read_table(uri: str, size: int | None = None, csv: CsvFormat | None = None) 
 def read_row_groups(parquet: pq.ParquetFile) -> Iterator[pa.Table]:
     """An open Parquet file a row group at a time: memory holds one row group, and a file opened with
     ``pre_buffer=True`` fetches each row group's column chunks in one coalesced read (one ranged GET on S3 instead
-    of one per column)."""
+    of one per column; on local disk a memory map reads without copying, no pre-buffering needed)."""
     for index in range(parquet.num_row_groups):
         yield parquet.read_row_group(index)
 
@@ -304,7 +304,7 @@ def read_parquet_row_groups(uri: str, size: int | None = None) -> Iterator[pa.Ta
     count in the worker's memory if mapped): a file bigger than memory can be read."""
     try:
         with storage.open_input_file(uri, size) if storage.is_s3(uri) else pa.OSFile(uri) as f:
-            parquet = pq.ParquetFile(f, pre_buffer=True)
+            parquet = pq.ParquetFile(f, pre_buffer=storage.is_s3(uri))
             refuse_duplicate_columns(parquet.schema_arrow, uri)
             yield from read_row_groups(parquet)
     except FileNotFoundError:

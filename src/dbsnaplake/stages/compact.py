@@ -162,7 +162,8 @@ def iter_staging_file(uri: str, size: int, schema: pa.Schema, batch_rows: int) -
             parquet = pq.ParquetFile(f, pre_buffer=False)
             metadata = parquet.metadata
             if all(metadata.row_group(i).num_rows <= batch_rows for i in range(metadata.num_row_groups)):
-                yield from (conform(t, schema, uri) for t in read_row_groups(pq.ParquetFile(f, pre_buffer=True)))
+                coalesced = pq.ParquetFile(f, metadata=metadata, pre_buffer=storage.is_s3(uri))  # footer read once
+                yield from (conform(t, schema, uri) for t in read_row_groups(coalesced))
                 return
             for batch in parquet.iter_batches(batch_size=batch_rows):
                 yield conform(pa.Table.from_batches([batch]), schema, uri)
@@ -174,7 +175,7 @@ def read_staging_file(uri: str, size: int, schema: pa.Schema) -> pa.Table:
     """One staging file whole, conformed to the lake schema (a small partition's: see :func:`read_packed`)."""
     try:
         with storage.open_input_file(uri, size) as f:
-            return conform(pq.ParquetFile(f, pre_buffer=True).read(use_threads=False), schema, uri)
+            return conform(pq.ParquetFile(f, pre_buffer=storage.is_s3(uri)).read(use_threads=False), schema, uri)
     except FileNotFoundError:
         raise _missing(uri) from None
 

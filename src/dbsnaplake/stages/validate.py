@@ -58,7 +58,7 @@ def read_back(uri: str, size: int) -> ReadBack:
     n_record = rows_fingerprint = 0
     try:
         with storage.open_input_file(uri, size) as f:
-            for rows in read_row_groups(pq.ParquetFile(f, pre_buffer=True)):
+            for rows in read_row_groups(pq.ParquetFile(f, pre_buffer=storage.is_s3(uri))):
                 n_record += rows.num_rows
                 rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(rows)])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
