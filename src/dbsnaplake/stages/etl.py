@@ -208,9 +208,10 @@ def split_partitions(frame: pl.DataFrame, keys: tuple[str, ...]) -> PartitionSpl
     """The partitions of ``frame``'s rows by ``keys``, sorted by path; within one, rows keep their order."""
     if not keys:
         return PartitionSplit([""] if frame.height else [], [0, frame.height] if frame.height else [0], None)
-    groups = frame.select(keys).with_row_index("__row").group_by(keys, maintain_order=True).agg(pl.col("__row"))
+    row = "__dbsnaplake_row"  # not a key's name: the keys are the frame's only other columns here
+    groups = frame.select(keys).with_row_index(row).group_by(keys, maintain_order=True).agg(pl.col(row))
     by_path: dict[str, list[pl.Series]] = {}
-    for values, rows in zip(groups.select(keys).iter_rows(), groups["__row"], strict=True):
+    for values, rows in zip(groups.select(keys).iter_rows(), groups[row], strict=True):
         # "" and null (or NaN and null) are two groups but one Hive folder: written as one partition
         by_path.setdefault(partition_path(keys, values), []).append(rows)
     paths = sorted(by_path)
