@@ -58,3 +58,12 @@ def test_a_failing_consumer_does_not_leave_the_thread_running() -> None:
             if item == 5:
                 raise RuntimeError("the writer failed")
     assert not any(t.name == "dbsnaplake-read-ahead" for t in threading.enumerate())
+
+
+def test_batches_weigh_at_least_the_limit_but_the_last() -> None:
+    from dbsnaplake.read_ahead import batches
+
+    sizes = [3, 1, 1, 5, 2, 2, 1]
+    made = list(batches(sizes, lambda size: size, limit=4))
+    assert made == [[3, 1], [1, 5], [2, 2], [1]]
+    assert list(batches([], lambda size: size, limit=4)) == []

@@ -10,11 +10,14 @@ uncompressed-to-compressed ratio).
 
 from __future__ import annotations
 
+import os
+
 MiB = 1024**2
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 WORKER_BASE_MEMORY = 300 * MiB  # the interpreter with pyarrow and polars loaded, and allocator slack
 ETL_CHUNK_BYTES = 32 * MiB
 """Snapshot files are read until their rows take this much memory, then transformed and split together: a thousand
-tiny files cost one transform, not a thousand; a big Parquet file is read a row group at a time."""
+tiny files cost one transform, not a thousand; a big Parquet file is read in slices of a few MiB."""
 ETL_WORKING_COPIES = 5
 """A chunk is held at most about this many times at once while it is transformed, split and converted (4), plus the
 next file, read ahead on a thread meanwhile (1)."""
@@ -51,3 +54,19 @@ def etl_rows_budget(memory_per_worker: int) -> int:
     """Arrow bytes of transformed rows an ETL worker keeps in memory before it spills sorted runs to local disk."""
     free = memory_per_worker - etl_working_memory("chunk")
     return max(ETL_CHUNK_BYTES, int(free * ROWS_ARROW_PER_BYTE / ROWS_MEMORY_PER_BYTE))
+
+
+RSS_SPILL_SHARE = 0.7
+"""An ETL worker also spills when its resident memory passes this share of ``--worker-memory``, whatever the model
+says: the allocators (Arrow's and Polars') keep memory the model does not see. The rest is for the spill itself (a
+column copied, the sort's indices, a quarter of the rows gathered). Measured: one 2 GiB Parquet file of
+million-row row groups under ``--worker-memory 1GB`` peaked at 1.74 GiB on the model alone, under 1 GiB with this."""
+
+
+def resident_memory() -> int:
+    """This process's resident memory in bytes (0 where ``/proc`` is not there to tell)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -64,3 +64,19 @@ def read_ahead(items: Iterable[T], depth: int = 2, name: str = "dbsnaplake-read-
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+
+
+def batches(items: Iterable[T], weight: Callable[[T], int], limit: int) -> Iterator[list[T]]:
+    """``items`` in lists of at least ``limit`` total ``weight`` (the last may weigh less): read ahead in batches,
+    a stream of many small items (thousands of tiny files) costs a hand-over between threads per batch, not per
+    item (each hand-over waits for the other thread to let go of the GIL)."""
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        batch.append(item)
+        total += weight(item)
+        if total >= limit:
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch

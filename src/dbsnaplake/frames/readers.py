@@ -299,14 +299,25 @@ def read_row_groups(parquet: pq.ParquetFile) -> Iterator[pa.Table]:
         yield parquet.read_row_group(index)
 
 
-def read_parquet_row_groups(uri: str, size: int | None = None) -> Iterator[pa.Table]:
-    """A Parquet file one row group at a time (ranged reads on S3; plain reads on local disk, whose pages would
-    count in the worker's memory if mapped): a file bigger than memory can be read."""
+ARROW_BYTES_PER_PARQUET_BYTE = 2.0
+"""Arrow bytes per uncompressed Parquet byte (a footer's row group sizes), about: strings take offsets, dictionaries
+are decoded."""
+
+
+def read_parquet_batches(uri: str, size: int | None = None, batch_bytes: int = 8 * 1024**2) -> Iterator[pa.Table]:
+    """A Parquet file in tables of about ``batch_bytes`` of Arrow, decoded as they are read (ranged reads on S3;
+    plain reads on local disk, whose pages would count in the worker's memory if mapped): a file bigger than
+    memory can be read, and so can a row group (some writers make them of a million rows)."""
     try:
         with storage.open_input_file(uri, size) if storage.is_s3(uri) else pa.OSFile(uri) as f:
-            parquet = pq.ParquetFile(f, pre_buffer=storage.is_s3(uri))
+            parquet = pq.ParquetFile(f, pre_buffer=False)  # pre-buffering would fetch every row group at once
             refuse_duplicate_columns(parquet.schema_arrow, uri)
-            yield from read_row_groups(parquet)
+            metadata = parquet.metadata
+            parquet_bytes = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+            bytes_per_row = ARROW_BYTES_PER_PARQUET_BYTE * parquet_bytes / max(1, metadata.num_rows)
+            batch_rows = max(1_024, int(batch_bytes / max(1.0, bytes_per_row)))
+            for batch in parquet.iter_batches(batch_size=batch_rows):
+                yield pa.Table.from_batches([batch])
     except FileNotFoundError:
         raise SnapshotError(f"file listed in the manifest is missing: {uri}") from None
     except (pa.ArrowInvalid, OSError, pa.ArrowNotImplementedError) as exc:

@@ -2,7 +2,7 @@
 partition and writes one staging Parquet file per partition, then the group's staging manifest.
 
 The group's files are read into *chunks* of about 32 MiB of Arrow (many small files together, or a big Parquet
-file a row group at a time), and each chunk is transformed, split by partition and converted to the lake's types at
+file in slices of a few MiB), and each chunk is transformed, split by partition and converted to the lake's types at
 once: the cost per file is a read, not a transform. Each partition's rows stay in memory as plain Arrow; at the end
 they are sorted once (one sort of the key columns, then a few gathers) and streamed into the partition's staging
 file, written with a cheap codec (staging is temporary). Should a group's rows outgrow ``--worker-memory`` (the
@@ -39,7 +39,7 @@ from dbsnaplake.frames.readers import (
     FileToRead,
     ReadResult,
     detect_format,
-    read_parquet_row_groups,
+    read_parquet_batches,
     read_snapshot_file,
 )
 from dbsnaplake.frames.schema import conform, decode_schema, encode_schema, unify
@@ -62,9 +62,9 @@ from dbsnaplake.manifest import (
     read_group_manifest,
     write_manifest,
 )
-from dbsnaplake.memory import ETL_CHUNK_BYTES, etl_rows_budget
+from dbsnaplake.memory import ETL_CHUNK_BYTES, RSS_SPILL_SHARE, etl_rows_budget, resident_memory
 from dbsnaplake.progress import Report
-from dbsnaplake.read_ahead import read_ahead
+from dbsnaplake.read_ahead import batches, read_ahead
 from dbsnaplake.records import EtlResult, GroupTiming, SnapshotFileGroup, SnapshotReader, SortKey, StagingFileGroup
 from dbsnaplake.sources.readers import SOURCE_READERS
 
@@ -79,6 +79,8 @@ LAKE_CODEC_SHARE = 0.5
 lake's codec instead: when the partition has no rows in other groups (snapshot files ordered by the partition key,
 a common case), compaction copies that file as it is instead of decoding and encoding it again."""
 GATHERS = 4  # a partition's sorted rows are gathered in this many parts: 1/4 of it more in memory at most
+READ_AHEAD_BYTES = ETL_CHUNK_BYTES // 4
+"""Snapshot rows read ahead on a thread in batches of about this many Arrow bytes (see :mod:`dbsnaplake.read_ahead`)."""
 SPILL_ROWS = 65_536  # rows per batch of a spilled run, read back one batch at a time while merging
 
 
@@ -159,11 +161,12 @@ def _read_spilled(path: Path, schema: pa.Schema) -> Iterator[pa.Table]:
 def read_group_file(
     file: FileToRead, schema: pa.Schema | None, reader: SnapshotReader | None, on_bad_value: str
 ) -> Iterator[ReadResult]:
-    """One snapshot file's rows (conformed to the group's schema when known), whole or a row group at a time for
+    """One snapshot file's rows (conformed to the group's schema when known), whole or in slices of a few MiB for
     a Parquet file bigger than a chunk; its record count checked once all are read."""
     file.check_unchanged()
     if reader is None and (file.size or 0) > ETL_CHUNK_BYTES and detect_format(file.uri).kind == PARQUET:
-        results: Iterable[ReadResult] = (ReadResult(t) for t in read_parquet_row_groups(file.uri, file.size))
+        batches = read_parquet_batches(file.uri, file.size, READ_AHEAD_BYTES)
+        results: Iterable[ReadResult] = (ReadResult(t) for t in batches)
     else:
         results = [read_snapshot_file(file, reader, on_bad_value, SOURCE_READERS)]
     n_record = 0
@@ -273,6 +276,8 @@ class GroupRows:
     n_record_out: int = 0
     held: int = 0
     n_chunks: int = 0
+    rss_limit: int = 0
+    """Resident memory past which the rows are spilled too (see :data:`dbsnaplake.memory.RSS_SPILL_SHARE`)."""
     dictionary: list[str] | None = None
     """The columns staging files dictionary-encode: chosen from the group's first rows, for all its files."""
 
@@ -288,7 +293,8 @@ class GroupRows:
             for uri, pieces in chunk.files:
                 self._add(pa.concat_tables(pieces), uri, dry_run=True)
             raise
-        if self.held > self.budget:
+        over_rss = 0 < self.rss_limit < resident_memory() and self.held > self.budget // 4  # runs not too small
+        if self.held > self.budget or over_rss:
             self.spill()
 
     def _add(self, table: pa.Table, where: str, dry_run: bool = False) -> None:
@@ -321,11 +327,13 @@ class GroupRows:
             self.held += part.nbytes
 
     def spill(self) -> None:
-        """Move every partition's rows in memory to sorted runs on local disk, biggest first, until under budget."""
+        """Move every partition's rows in memory to sorted runs on local disk, biggest first, until under half the
+        budget; then hand the memory freed back to the system (the allocators would keep it)."""
         for rows in sorted(self.partitions.values(), key=lambda r: -r.nbytes):
             if self.held <= self.budget // 2 or not rows.pieces:
                 break
             self.held -= rows.spill(self.spill_folder, self.config.sort_by)
+        pa.default_memory_pool().release_unused()
 
 
 def read_group(
@@ -342,9 +350,10 @@ def read_group(
         for file in files
         for read in itertools.chain(read_group_file(file, schema, header.reader, config.on_bad_value), [None])
     )
-    # the next file is read and decoded on a thread while this chunk is transformed: one item ahead at most
-    with contextlib.closing(read_ahead(reads, depth=1)) as ahead:
-        for file, read in ahead:
+    # the next files are read and decoded on a thread while this chunk is transformed: a batch ahead at most
+    ahead = read_ahead(batches(reads, lambda item: item[1].table.nbytes if item[1] else 0, READ_AHEAD_BYTES), depth=1)
+    with contextlib.closing(ahead):
+        for file, read in itertools.chain.from_iterable(ahead):
             if read is None:  # the file is read whole
                 n_record_in += file_rows
                 if report is not None:
@@ -449,7 +458,8 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
     config = planned_config(header.settings, config, group_manifest)
     group = header.group
     with tempfile.TemporaryDirectory(prefix="dbsnaplake-etl-") as spill_folder:  # for runs spilled, if any
-        rows = GroupRows(config, etl_rows_budget(config.memory_per_worker), Path(spill_folder))
+        rss_limit = int(config.memory_per_worker * RSS_SPILL_SHARE)
+        rows = GroupRows(config, etl_rows_budget(config.memory_per_worker), Path(spill_folder), rss_limit=rss_limit)
         n_record_in, n_bad_value = read_group(group_files(manifest), header, rows, report)
         out_schema = unify(rows.out_schemas)
         dictionary = [name for name in rows.dictionary or [] if name in out_schema.names]

@@ -31,8 +31,8 @@ from dbsnaplake.frames.readers import (
     PARQUET,
     FileToRead,
     detect_format,
+    read_parquet_batches,
     read_parquet_footer,
-    read_parquet_row_groups,
     read_snapshot_file,
 )
 from dbsnaplake.frames.schema import decode_schema, encode_schema, unify
@@ -233,14 +233,14 @@ def sample_indices(sizes: list[int], n: int = SAMPLE_FILES, most: int = SAMPLE_B
 
 
 def read_sample(file: FileToRead, reader: SnapshotReader | None, on_bad_value: str) -> tuple[pa.Table, int]:
-    """A file's rows as the ETL stage reads them, and the bytes on disk they stand for: only the first row groups
+    """A file's rows as the ETL stage reads them, and the bytes on disk they stand for: only the first rows
     (about :data:`SAMPLE_BYTES`) of a bigger Parquet file, so planning holds no more of it than ETL does."""
     size = file.size or 0
     if reader is not None or size <= SAMPLE_BYTES or detect_format(file.uri).kind != PARQUET:
         return read_snapshot_file(file, reader, on_bad_value, SOURCE_READERS).table, size
     footer = read_parquet_footer(file.uri, size)
     pieces: list[pa.Table] = []
-    for piece in read_parquet_row_groups(file.uri, size):
+    for piece in read_parquet_batches(file.uri, size):
         pieces.append(piece)
         if sum(p.num_rows for p in pieces) * size >= SAMPLE_BYTES * max(1, footer.n_record):
             break
