@@ -40,7 +40,15 @@ from dbsnaplake.stages.etl import etl
 from dbsnaplake.stages.plan import plan
 from dbsnaplake.stages.plan_compaction import plan_compaction
 from dbsnaplake.stages.publish import publish
-from dbsnaplake.stages.validate import LakeFile, ReadBack, ReadBackFiles, read_back_files, read_back_here, validate
+from dbsnaplake.stages.validate import (
+    READ_BACK_TASK,
+    LakeFile,
+    ReadBack,
+    ReadBackFiles,
+    read_back_files,
+    read_back_here,
+    validate,
+)
 from dbsnaplake.units import format_size
 
 log = logging.getLogger(__name__)
@@ -57,7 +65,7 @@ def read_back_over(executor: Executor, workers: int) -> ReadBackFiles:
     def read(files: Sequence[LakeFile], progress: Progress) -> list[ReadBack]:
         if isinstance(executor, InlineExecutor) or len(files) < 2:
             return read_back_here(files, progress)
-        progress.start("read the data lake back", len(files))
+        progress.start(READ_BACK_TASK, len(files))
         tasks = balance([f.size for f in files], workers * READ_BACK_TASKS_PER_WORKER)
         futures = {executor.submit(read_back_files, [files[i] for i in task]): task for task in tasks}
         read: dict[int, ReadBack] = {}

@@ -102,6 +102,8 @@ class PartitionRows:
     """The group's chunks (by number) the partition's first and last rows came from."""
 
     def add(self, table: pa.Table, rows_fingerprint: int, chunk: int = 0) -> None:
+        if not self.n_record:
+            self.first_chunk = chunk
         self.last_chunk = chunk
         self.pieces.append(table)
         self.n_record += table.num_rows
@@ -322,10 +324,10 @@ class GroupRows:
         if not any(schema.equals(seen) for _, seen in self.out_schemas):
             self.out_schemas.append((where, schema))
         sums = partition_fingerprints(hashes, split.starts)
+        chunk = self.n_chunks - 1
         for path, start, end, rows_fingerprint in zip(split.paths, split.starts[:-1], split.starts[1:], sums, strict=True):
             part = rows.slice(start, end - start)
-            chunk = self.n_chunks - 1
-            self.partitions.setdefault(path, PartitionRows(first_chunk=chunk)).add(part, rows_fingerprint, chunk)
+            self.partitions.setdefault(path, PartitionRows()).add(part, rows_fingerprint, chunk)
             self.held += part.nbytes
 
     def spill(self) -> None:

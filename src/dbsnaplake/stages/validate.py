@@ -30,6 +30,7 @@ from dbsnaplake.storage.parallel import map_io
 
 READ_BACK_THREADS = 4
 """Data-lake files read back at once: each holds one row group in memory while it is hashed."""
+READ_BACK_TASK = "read the data lake back"
 
 
 @dataclass(frozen=True)
@@ -67,15 +68,15 @@ def read_back(uri: str, size: int) -> ReadBack:
     return ReadBack(n_record, rows_fingerprint)
 
 
-def read_back_files(files: Sequence[LakeFile]) -> list[ReadBack]:
-    """:func:`read_back` for each of ``files``, several at once: one task of the read-back, run in a worker."""
-    return map_io(lambda file: read_back(file.uri, file.size), files, threads=READ_BACK_THREADS)
+def read_back_files(files: Sequence[LakeFile], progress: Progress | None = None) -> list[ReadBack]:
+    """:func:`read_back` for each of ``files``, several at once (one task of the read-back, when run in a worker)."""
+    return map_io(lambda file: read_back(file.uri, file.size), files, progress, threads=READ_BACK_THREADS)
 
 
 def read_back_here(files: Sequence[LakeFile], progress: Progress) -> list[ReadBack]:
     """The read-back in this process (the default: ``dbsnaplake validate``, an inline run)."""
-    progress.start("read the data lake back", len(files))
-    return map_io(lambda file: read_back(file.uri, file.size), files, progress, threads=READ_BACK_THREADS)
+    progress.start(READ_BACK_TASK, len(files))
+    return read_back_files(files, progress)
 
 
 def fingerprint_problems(staging_manifests: list[tuple[Manifest, StagingFileGroup]]) -> list[str]:
