@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import Executor
+import os
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 import pytest
 
@@ -14,6 +18,8 @@ from dbsnaplake.records import PartitionFileGroup
 
 from .support.lake import expected_rows, lake_files, read_file, read_lake, same_rows
 from .support.snapshots import make_orders_snapshot, orders_config
+
+T = TypeVar("T")
 
 
 def test_pipeline_keeps_every_row_sorted_and_partitioned(root: str) -> None:
@@ -216,3 +222,36 @@ def test_the_read_back_on_workers_proves_what_it_proves_here(local_root: str, ex
         validate(config, NoProgress(), read_back_over(executor, 2))
     partition = damaged.uri[len(root) :].rsplit("/", 1)[0]
     assert f"partition {partition}: staging holds" in str(failure.value)
+
+
+class _KillsAWorkerFirst(Executor):
+    """The run's process pool, whose first task kills the worker process running it (a real SIGABRT), as a worker
+    killed by the kernel for its memory would die in the middle of validation."""
+
+    def __init__(self, pool: Executor) -> None:
+        self._pool, self._killed = pool, False
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if not self._killed:
+            self._killed = True
+            return self._pool.submit(os.abort)  # type: ignore[arg-type]
+        return self._pool.submit(fn, *args, **kwargs)
+
+
+def test_a_worker_killed_during_the_read_back_is_replaced_and_its_files_read_again(local_root: str) -> None:
+    from dbsnaplake.progress import NoProgress
+    from dbsnaplake.run.executors import ProcessPool
+    from dbsnaplake.run.pipeline import read_back_over
+    from dbsnaplake.stages.validate import LakeFile, read_back_here
+
+    manifest = make_orders_snapshot(local_root, n_files=6)
+    config = orders_config(local_root, manifest, partition_by=("year", "month"), workers=2)
+    with ProcessPool(2) as pool:
+        result = run_pipeline(config, pool)
+        files = [LakeFile(i.uri, i.size) for i in storage.list_files(result.plan.version_root)]
+        files = [f for f in files if f.uri.endswith(".parquet")]
+        assert read_back_over(_KillsAWorkerFirst(pool), 2, retries=1)(files, NoProgress()) == read_back_here(
+            files, NoProgress()
+        )
+        with pytest.raises(BrokenProcessPool):
+            read_back_over(_KillsAWorkerFirst(pool), 2, retries=0)(files, NoProgress())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from dbsnaplake.records import (
 )
 from dbsnaplake.roots import check_before_writing
 from dbsnaplake.run.executors import InlineExecutor
-from dbsnaplake.run.groups import Work, run_groups
+from dbsnaplake.run.groups import Work, backoff_seconds, describe, is_retried, run_groups
 from dbsnaplake.run.lock import run_lock
 from dbsnaplake.stages.compact import compact
 from dbsnaplake.stages.etl import etl
@@ -58,21 +58,40 @@ READ_BACK_TASKS_PER_WORKER = 2
 """The validation's read-back is split into this many tasks per worker, of about equal bytes."""
 
 
-def read_back_over(executor: Executor, workers: int) -> ReadBackFiles:
+def read_back_over(executor: Executor, workers: int, retries: int = 0) -> ReadBackFiles:
     """Validation's read-back of the lake's files spread over the run's workers (every core, or every machine of a
-    Dask cluster, decodes and fingerprints its share) instead of this one process; inline, it stays here."""
+    Dask cluster, decodes and fingerprints its share) instead of this one process; inline, it stays here. A task
+    whose worker died (killed, out of memory) or that met a passing storage error is run again, up to ``retries``
+    times, as a group of the other stages is."""
 
     def read(files: Sequence[LakeFile], progress: Progress) -> list[ReadBack]:
         if isinstance(executor, InlineExecutor) or len(files) < 2:
             return read_back_here(files, progress)
         progress.start(READ_BACK_TASK, len(files))
         tasks = balance([f.size for f in files], workers * READ_BACK_TASKS_PER_WORKER)
-        futures = {executor.submit(read_back_files, [files[i] for i in task]): task for task in tasks}
+
+        def submit(task: list[int]) -> Future[list[ReadBack]]:
+            return executor.submit(read_back_files, [files[i] for i in task])
+
+        futures = {submit(task): (task, 0) for task in tasks}
         read: dict[int, ReadBack] = {}
-        for future in as_completed(futures):
-            task = futures[future]
-            read.update(zip(task, future.result(), strict=True))
-            progress.advance(len(task))
+        while futures:
+            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+            retry = []
+            for future in finished:
+                task, failures = futures.pop(future)
+                failure = future.exception()
+                if failure is None:
+                    read.update(zip(task, future.result(), strict=True))
+                    progress.advance(len(task))
+                elif failures < retries and is_retried(failure):
+                    log.debug("read-back of %d lake files failed, retrying: %s", len(task), describe(failure))
+                    retry.append((task, failures + 1))
+                else:
+                    raise failure
+            if retry:
+                time.sleep(backoff_seconds(max(failures for _, failures in retry)))
+                futures.update((submit(task), (task, failures)) for task, failures in retry)
         return [read[i] for i in range(len(files))]
 
     return read
@@ -247,7 +266,7 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
 
     start = time.perf_counter()
     try:
-        validation = validate(config, progress, read_back_over(executor, config.workers))
+        validation = validate(config, progress, read_back_over(executor, config.workers, config.retries))
     except ValidationError:  # the run report shows where the data lake and the snapshot disagree
         seconds["validate"] = time.perf_counter() - start
         _record_run_times(ledger, config, started_at, seconds, skipped)
