@@ -158,3 +158,23 @@ def test_a_chunk_split_by_partition_keeps_every_row_and_its_fingerprint(rows: li
         assert part.to_pylist() == table.take(expected).to_pylist()  # the partition's rows, in their order
         assert total == fingerprint(part)
     assert split.starts[-1] == len(rows)
+
+
+@pytest.mark.parametrize("n_files", [1, 3, 40])
+def test_a_chunk_of_many_small_files_is_one_contiguous_chunk_of_their_rows_in_order(n_files: int) -> None:
+    """ETL copies the pieces of many small files into one chunk (each later step pays per chunk); the rows, their
+    order, their fingerprint and the files they are named by stay."""
+    from dbsnaplake.frames.readers import ReadResult
+    from dbsnaplake.stages.etl import MAX_CHUNK_PIECES, Chunk
+
+    chunk = Chunk()
+    pieces = [pa.table({"id": pa.array([3 * i, 3 * i + 1], pa.int64()), "s": [f"f{i}", None]}) for i in range(n_files)]
+    for i, piece in enumerate(pieces):
+        chunk.add(ReadResult(piece), f"file-{i}.parquet")
+    table = chunk.table()
+    assert table.to_pylist() == pa.concat_tables(pieces).to_pylist()
+    assert fingerprint(table) == fingerprint(pa.concat_tables(pieces))
+    assert table.column("id").num_chunks == (1 if n_files > MAX_CHUNK_PIECES else n_files)
+    assert chunk.nbytes == sum(p.get_total_buffer_size() for p in pieces)
+    after = f" or one of the {n_files - 1} files after it" if n_files > 1 else ""
+    assert chunk.where == f"file-0.parquet{after}"

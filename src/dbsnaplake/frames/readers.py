@@ -375,6 +375,12 @@ class ReadResult:
     n_bad_value: int = 0
     """Values that did not parse as their type and became null (``--on-bad-value null``)."""
 
+    @functools.cached_property
+    def nbytes(self) -> int:
+        """The memory the rows hold: their buffers' size (a read's buffers are its own; ``Table.nbytes``, which
+        allows for slices, costs ~30 µs a call: seconds over 50,000 tiny files)."""
+        return int(self.table.get_total_buffer_size())
+
 
 SourceReader = Callable[[FileToRead, SnapshotReader, str], ReadResult]
 """How a source reads one of its files: ``(file, the manifest's reader, on_bad_value) -> ReadResult``."""

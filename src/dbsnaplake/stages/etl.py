@@ -80,6 +80,8 @@ lake's codec instead: when the partition has no rows in other groups (snapshot f
 a common case), compaction copies that file as it is instead of decoding and encoding it again."""
 GATHERS = 4  # a partition's sorted rows are gathered in this many parts: 1/4 of it more in memory at most
 READ_AHEAD_BYTES = ETL_CHUNK_BYTES // 4
+MAX_CHUNK_PIECES = 16
+"""A chunk of more pieces (small files) is copied into one contiguous chunk before it is transformed."""
 """Snapshot rows read ahead on a thread in batches of about this many Arrow bytes (see :mod:`dbsnaplake.read_ahead`)."""
 READ_AHEAD_MIN_FILE_BYTES = 1024**2
 """Snapshot files are read ahead on a thread when they average at least this size (see :func:`read_group`)."""
@@ -250,17 +252,21 @@ class Chunk:
     def fits(self, table: pa.Table) -> bool:
         return not self.files or self.files[0][1][0].schema.equals(table.schema)
 
-    def add(self, table: pa.Table, uri: str) -> None:
+    def add(self, read: ReadResult, uri: str) -> None:
         if not self.files or self.files[-1][0] != uri:
             self.files.append((uri, []))
-        self.files[-1][1].append(table)
-        self.nbytes += table.nbytes
+        self.files[-1][1].append(read.table)
+        self.nbytes += read.nbytes
 
     def table(self) -> pa.Table:
-        """The chunk's rows as one table (pieces of other schemas, which a whole group may hold, promoted)."""
+        """The chunk's rows as one table (pieces of other schemas, which a whole group may hold, promoted); the
+        pieces of many small files copied into one contiguous chunk: every later step (the transform, the split's
+        gather, the hashing, the conversions) pays per chunk, and thousands of chunks of a few rows cost more than
+        one copy of the rows."""
         pieces = [piece for _, pieces in self.files for piece in pieces]
         same = all(piece.schema.equals(pieces[0].schema) for piece in pieces)
-        return pa.concat_tables(pieces, promote_options="default" if same else "permissive")
+        table = pa.concat_tables(pieces, promote_options="default" if same else "permissive")
+        return table.combine_chunks() if len(pieces) > MAX_CHUNK_PIECES else table
 
     @property
     def where(self) -> str:
@@ -361,7 +367,7 @@ def read_group(
         for read in itertools.chain(read_group_file(file, schema, header.reader, config.on_bad_value), [None])
     )
     # the next files are read and decoded on a thread while this chunk is transformed: a batch ahead at most
-    batched = batches(reads, lambda item: item[1].table.nbytes if item[1] else 0, READ_AHEAD_BYTES)
+    batched = batches(reads, lambda item: item[1].nbytes if item[1] else 0, READ_AHEAD_BYTES)
     ahead = read_ahead(batched, depth=1) if ahead_on_thread else (batch for batch in batched)
     with contextlib.closing(ahead):
         for file, read in itertools.chain.from_iterable(ahead):
@@ -376,7 +382,7 @@ def read_group(
             if not whole_group and (not chunk.fits(read.table) or chunk.nbytes >= ETL_CHUNK_BYTES):
                 rows.add_chunk(chunk)
                 chunk = Chunk()
-            chunk.add(read.table, file.uri)
+            chunk.add(read, file.uri)
     if chunk.files:
         rows.add_chunk(chunk)
     return n_record_in, n_bad_value
