@@ -190,3 +190,32 @@ def test_is_sorted_sees_a_row_out_of_order() -> None:
     assert is_sorted(pa.table({"i": [1, 1, 2, None], "s": ["b", "a", "z", "a"]}), keys)
     assert not is_sorted(pa.table({"i": [1, 1, 2, None], "s": ["a", "b", "z", "a"]}), keys)
     assert not is_sorted(pa.table({"i": [None, 1], "s": ["a", "a"]}), keys)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.tuples(ints, floats, strings, times), max_size=30), keys=sort_keys)
+def test_rows_already_in_order_are_kept_as_they_are_and_others_sorted(
+    rows: list[tuple[Any, ...]], keys: tuple[SortKey, ...]
+) -> None:
+    """Sorting skips the gather when the rows are in order (ties included: the sort is stable), and only then."""
+    from dbsnaplake.stages.etl import sorted_slices
+
+    table = make_table(rows)
+    ordered = sort_table(table, keys)
+    assert (ordered is table) == is_sorted(table, keys)
+    assert is_sorted(ordered, keys) and row_multiset(ordered) == row_multiset(table)
+    assert sort_table(ordered, keys) is ordered  # sorted once, never copied again
+    for source in (table, ordered):
+        pieces = list(sorted_slices(source, keys, 4))
+        assert all(0 < p.num_rows <= 4 for p in pieces)
+        assert pa.concat_tables([SCHEMA.empty_table(), *pieces])["row"].to_pylist() == ordered["row"].to_pylist()
+
+
+def test_runs_that_do_not_overlap_are_merged_table_by_table() -> None:
+    """Groups of snapshot files ordered by the sort key stage runs that follow each other: the merge hands on a
+    run's table alone (no sort) while no other run reaches into its range."""
+    keys = (SortKey("i"),)
+    runs = [[pa.table({"i": [6 * r + 3 * t + k for k in range(3)]}) for t in range(2)] for r in range(3)]
+    merged = list(merge_sorted_runs([iter(run) for run in runs], keys))
+    assert pa.concat_tables(merged)["i"].to_pylist() == list(range(18))
+    assert merged[0]["i"].to_pylist() == [0, 1, 2]  # the first table, before run 1 starts

@@ -23,10 +23,19 @@ def sort_indices(table: pa.Table, keys: Sequence[SortKey]) -> pa.Array:
 
 
 def sort_table(table: pa.Table, keys: Sequence[SortKey]) -> pa.Table:
-    """Sort rows (stable) by ``keys``."""
+    """Sort rows (stable) by ``keys``; rows already in order are returned as they are (no copy)."""
     if not keys or table.num_rows < 2:
         return table
-    return table.take(sort_indices(table, keys))
+    indices = sort_indices(table, keys)
+    return table if in_order(indices) else table.take(indices)
+
+
+def in_order(indices: pa.Array) -> bool:
+    """True when a stable sort's row numbers leave every row where it is: the rows were sorted already (snapshot
+    files ordered by the sort key, as exports by an increasing id or time often are), and a gather of every column
+    would only copy them."""
+    numbers = indices.to_numpy()
+    return bool((numbers[1:] > numbers[:-1]).all())  # a permutation that only increases is the identity
 
 
 def is_sorted(table: pa.Table, keys: Sequence[SortKey]) -> bool:
@@ -179,7 +188,8 @@ def merge_sorted_runs(runs: Iterable[Iterator[pa.Table]], keys: Sequence[SortKey
         frontier = min(pending) if pending else None  # None: every run is in memory, emit it all
         emitted = [taken for run in active if (taken := run.take_not_after(frontier)) is not None]
         active = [run for run in active if run.table.num_rows]
-        yield sort_table(pa.concat_tables(emitted), keys)
+        # rows of one run are in order: runs that do not overlap (groups of files ordered by the key) are concatenated
+        yield emitted[0] if len(emitted) == 1 else sort_table(pa.concat_tables(emitted), keys)
 
 
 def _next_nonempty(run: Iterator[pa.Table]) -> pa.Table | None:

@@ -43,7 +43,7 @@ from dbsnaplake.frames.readers import (
     read_snapshot_file,
 )
 from dbsnaplake.frames.schema import conform, decode_schema, encode_schema, unify
-from dbsnaplake.frames.sorting import check_sort_keys, merge_sorted_runs, sort_indices
+from dbsnaplake.frames.sorting import check_sort_keys, in_order, merge_sorted_runs, sort_indices
 from dbsnaplake.frames.transform import apply_transform
 from dbsnaplake.frames.types import for_polars, lake_schema, to_lake
 from dbsnaplake.frames.writer import dictionary_columns, open_parquet_writer
@@ -143,14 +143,14 @@ def sorted_slices(table: pa.Table, sort_by: Sequence[SortKey], rows: int) -> Ite
     """``table`` in ``sort_by`` order, ``rows`` rows at a time: one sort of the keys, then a few gathers, so the
     sorted copy is never whole in memory. The rows are first made one chunk: a gather from a table of many chunks
     costs about as much however few rows it takes, from one chunk it costs what it takes."""
-    if not sort_by or table.num_rows < 2:
+    indices = sort_indices(table, sort_by) if sort_by and table.num_rows > 1 else None
+    if indices is None or in_order(indices):  # no sort, or the rows were in order already: no copy
         yield from (table.slice(start, rows) for start in range(0, table.num_rows, rows))
         return
     if table.column(0).num_chunks > 1:
         columns, schema = table.columns, table.schema
         del table  # the columns' pieces are freed as they are copied
         table = one_chunk(columns, schema)
-    indices = sort_indices(table, sort_by)
     step = max(rows, -(-table.num_rows // GATHERS))
     for start in range(0, table.num_rows, step):
         gathered = table.take(indices.slice(start, step))
