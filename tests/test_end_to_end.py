@@ -205,7 +205,7 @@ def test_the_read_back_on_workers_proves_what_it_proves_here(local_root: str, ex
 
     from dbsnaplake.errors import ValidationError
     from dbsnaplake.progress import NoProgress
-    from dbsnaplake.run.pipeline import read_back_over
+    from dbsnaplake.run.read_back import ReadBackOver
     from dbsnaplake.stages.validate import LakeFile, read_back_here, validate
 
     manifest = make_orders_snapshot(local_root, n_files=6)
@@ -216,10 +216,10 @@ def test_the_read_back_on_workers_proves_what_it_proves_here(local_root: str, ex
     damaged = files[len(files) // 2]
     pq.write_table(pq.read_table(damaged.uri).slice(1), damaged.uri)
 
-    on_workers = read_back_over(executor, 2)(files, NoProgress())
+    on_workers = ReadBackOver(executor, 2)(files, NoProgress())
     assert on_workers == read_back_here(files, NoProgress())
     with pytest.raises(ValidationError) as failure:
-        validate(config, NoProgress(), read_back_over(executor, 2))
+        validate(config, NoProgress(), ReadBackOver(executor, 2))
     partition = damaged.uri[len(root) :].rsplit("/", 1)[0]
     assert f"partition {partition}: staging holds" in str(failure.value)
 
@@ -241,7 +241,7 @@ class _KillsAWorkerFirst(Executor):
 def test_a_worker_killed_during_the_read_back_is_replaced_and_its_files_read_again(local_root: str) -> None:
     from dbsnaplake.progress import NoProgress
     from dbsnaplake.run.executors import ProcessPool
-    from dbsnaplake.run.pipeline import read_back_over
+    from dbsnaplake.run.read_back import ReadBackOver
     from dbsnaplake.stages.validate import LakeFile, read_back_here
 
     manifest = make_orders_snapshot(local_root, n_files=6)
@@ -250,8 +250,60 @@ def test_a_worker_killed_during_the_read_back_is_replaced_and_its_files_read_aga
         result = run_pipeline(config, pool)
         files = [LakeFile(i.uri, i.size) for i in storage.list_files(result.plan.version_root)]
         files = [f for f in files if f.uri.endswith(".parquet")]
-        assert read_back_over(_KillsAWorkerFirst(pool), 2, retries=1)(files, NoProgress()) == read_back_here(
+        assert ReadBackOver(_KillsAWorkerFirst(pool), 2, retries=1)(files, NoProgress()) == read_back_here(
             files, NoProgress()
         )
         with pytest.raises(BrokenProcessPool):
-            read_back_over(_KillsAWorkerFirst(pool), 2, retries=0)(files, NoProgress())
+            ReadBackOver(_KillsAWorkerFirst(pool), 2, retries=0)(files, NoProgress())
+
+
+class _CountsSubmits(Executor):
+    def __init__(self, pool: Executor) -> None:
+        self._pool, self.submitted = pool, 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.submitted += 1
+        return self._pool.submit(fn, *args, **kwargs)
+
+
+def test_files_read_back_as_their_group_is_compacted_are_not_read_again_unless_they_changed(local_root: str) -> None:
+    """The read-back starts as each compaction group finishes; validation takes those results for the files its
+    listing shows as written, and reads again a file that changed since (here: rewritten with a row less)."""
+    import pyarrow.parquet as pq
+
+    from dbsnaplake.progress import NoProgress
+    from dbsnaplake.run.executors import ProcessPool
+    from dbsnaplake.run.read_back import ReadBackOver
+    from dbsnaplake.stages.validate import LakeFile, read_back_here
+
+    manifest = make_orders_snapshot(local_root, n_files=6)
+    config = orders_config(local_root, manifest, partition_by=("year", "month"), workers=2)
+    with ProcessPool(2) as pool:
+        result = run_pipeline(config, pool)
+        counting = _CountsSubmits(pool)
+        read_back = ReadBackOver(counting, 2)
+        for group in result.compaction:
+            read_back.compacted(group)
+        written = [LakeFile(f.uri, f.size) for group in result.compaction for f in group.files]
+        assert counting.submitted == len(written) > 2
+
+        listed = lambda: sorted(  # noqa: E731
+            (LakeFile(i.uri, i.size) for i in storage.list_files(result.plan.version_root) if i.uri.endswith(".parquet")),
+            key=lambda f: f.uri,
+        )
+        assert listed() == sorted(written, key=lambda f: f.uri)
+        assert read_back(listed(), NoProgress()) == read_back_here(listed(), NoProgress())
+        assert counting.submitted == len(written)  # every file was read early: none again
+
+        for group in result.compaction:
+            read_back.compacted(group)
+        changed = written[0]
+        changed_rows = pq.read_metadata(changed.uri).num_rows
+        pq.write_table(pq.read_table(changed.uri).slice(1), changed.uri + ".new")  # replaced, as the stages do: an
+        os.replace(changed.uri + ".new", changed.uri)  # early read of the old file may still have it open
+        submitted = counting.submitted
+        again = read_back(listed(), NoProgress())
+        assert counting.submitted == submitted + 1  # the changed file only
+        assert again == read_back_here(listed(), NoProgress())
+        position = [f.uri for f in listed()].index(changed.uri)
+        assert again[position].n_record == pq.read_metadata(changed.uri).num_rows == changed_rows - 1

@@ -74,10 +74,12 @@ def run_groups(
     task: str,
     stage: Stage,
     work: Work = Work(),
+    finished: Callable[[R], None] | None = None,
 ) -> list[R]:
     """Run ``worker(uri, config, report=...)`` for every group manifest; return the results of all, or raise after
     the other groups finished, naming each group that failed ``config.retries + 1`` times. Workers report each file
-    they finish (see :class:`dbsnaplake.progress.Report`) where the executor offers a queue for it."""
+    they finish (see :class:`dbsnaplake.progress.Report`) where the executor offers a queue for it. ``finished`` is
+    called with each group's result as it comes (what follows may start on it)."""
     ledger = Ledger(config.location)
     progress.start(
         task, work.done_groups + len(group_manifests), work.done_groups, work.total_bytes, work.done_bytes
@@ -110,6 +112,8 @@ def run_groups(
                 failures.pop(uri, None)
                 results.append(outcome)
                 reports.finished(uri, outcome)
+                if finished is not None:
+                    finished(outcome)
                 progress.advance()
         pending, round_number = retry, round_number + 1
     if failures:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 from dbsnaplake import storage
-from dbsnaplake.binpack import balance
 from dbsnaplake.config.settings import PipelineConfig
 from dbsnaplake.errors import ValidationError
 from dbsnaplake.ledger import COMPACT, ETL, Ledger, compaction_fingerprint, plan_fingerprint
@@ -33,70 +32,20 @@ from dbsnaplake.records import (
 )
 from dbsnaplake.roots import check_before_writing
 from dbsnaplake.run.executors import InlineExecutor
-from dbsnaplake.run.groups import Work, backoff_seconds, describe, is_retried, run_groups
+from dbsnaplake.run.groups import Work, run_groups
 from dbsnaplake.run.lock import run_lock
+from dbsnaplake.run.read_back import ReadBackOver
 from dbsnaplake.stages.compact import compact
 from dbsnaplake.stages.etl import etl
 from dbsnaplake.stages.plan import plan
 from dbsnaplake.stages.plan_compaction import plan_compaction
 from dbsnaplake.stages.publish import publish
-from dbsnaplake.stages.validate import (
-    READ_BACK_TASK,
-    LakeFile,
-    ReadBack,
-    ReadBackFiles,
-    read_back_files,
-    read_back_here,
-    validate,
-)
+from dbsnaplake.stages.validate import validate
 from dbsnaplake.units import format_size
 
 log = logging.getLogger(__name__)
 
 STAGES = ("plan", "etl", "plan-compaction", "compact", "validate", "publish")
-READ_BACK_TASKS_PER_WORKER = 2
-"""The validation's read-back is split into this many tasks per worker, of about equal bytes."""
-
-
-def read_back_over(executor: Executor, workers: int, retries: int = 0) -> ReadBackFiles:
-    """Validation's read-back of the lake's files spread over the run's workers (every core, or every machine of a
-    Dask cluster, decodes and fingerprints its share) instead of this one process; inline, it stays here. A task
-    whose worker died (killed, out of memory) or that met a passing storage error is run again, up to ``retries``
-    times, as a group of the other stages is."""
-
-    def read(files: Sequence[LakeFile], progress: Progress) -> list[ReadBack]:
-        if isinstance(executor, InlineExecutor) or len(files) < 2:
-            return read_back_here(files, progress)
-        progress.start(READ_BACK_TASK, len(files))
-        tasks = balance([f.size for f in files], workers * READ_BACK_TASKS_PER_WORKER)
-
-        def submit(task: list[int]) -> Future[list[ReadBack]]:
-            return executor.submit(read_back_files, [files[i] for i in task])
-
-        futures = {submit(task): (task, 0) for task in tasks}
-        read: dict[int, ReadBack] = {}
-        while futures:
-            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-            retry = []
-            for future in finished:
-                task, failures = futures.pop(future)
-                failure = future.exception()
-                if failure is None:
-                    read.update(zip(task, future.result(), strict=True))
-                    progress.advance(len(task))
-                elif failures < retries and is_retried(failure):
-                    log.debug("read-back of %d lake files failed, retrying: %s", len(task), describe(failure))
-                    retry.append((task, failures + 1))
-                else:
-                    raise failure
-            if retry:
-                time.sleep(backoff_seconds(max(failures for _, failures in retry)))
-                futures.update((submit(task), (task, failures)) for task, failures in retry)
-        return [read[i] for i in range(len(files))]
-
-    return read
-
-
 @dataclass(frozen=True)
 class RunResult:
     plan: PlanResult
@@ -261,12 +210,15 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
     if skipped["compact"]:
         progress.note(f"compact: {skipped['compact']} of {len(groups)} groups were done by an earlier run")
     compact_work = Work(compaction_plan.staging_size, skipped["compact"], sum(r.size_in for r in compacted.values()))
-    compaction = run_groups(executor, compact, config, compact_todo, progress, "compact", COMPACT, compact_work)
+    read_back = ReadBackOver(executor, config.workers, config.retries)  # starts as each group is compacted
+    compaction = run_groups(
+        executor, compact, config, compact_todo, progress, "compact", COMPACT, compact_work, read_back.compacted
+    )
     seconds["compact"] = time.perf_counter() - start
 
     start = time.perf_counter()
     try:
-        validation = validate(config, progress, read_back_over(executor, config.workers, config.retries))
+        validation = validate(config, progress, read_back)
     except ValidationError:  # the run report shows where the data lake and the snapshot disagree
         seconds["validate"] = time.perf_counter() - start
         _record_run_times(ledger, config, started_at, seconds, skipped)
