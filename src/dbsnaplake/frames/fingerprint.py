@@ -166,7 +166,7 @@ def _value_hashes(array: pa.Array, path: str) -> np.ndarray:
     if isinstance(array, pa.ExtensionArray):
         array = array.storage
     if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
+        return _dictionary_hashes(array, path)
     if pa.types.is_struct(array.type):
         total = np.zeros(len(array), _U64)
         for field, child in zip(array.type, array.flatten(), strict=True):  # flatten: the struct's nulls applied
@@ -175,6 +175,19 @@ def _value_hashes(array: pa.Array, path: str) -> np.ndarray:
     hashed = _plain_hashes(array, path)  # a new array: hashed in place from here on
     hashed ^= _salt(path)
     _mix(hashed)
+    if array.null_count:
+        np.copyto(hashed, _U64(0), where=~_valid(array))
+    return hashed
+
+
+def _dictionary_hashes(array: pa.DictionaryArray, path: str) -> np.ndarray:
+    """A dictionary-encoded array's values hashed once each, then gathered by index: what hashing every decoded
+    value gives, for a pass over the (few) distinct values instead of over every row's bytes."""
+    if not len(array.dictionary):  # every index is null
+        return np.zeros(len(array), _U64)
+    distinct = _value_hashes(array.dictionary, path)  # 0 for a null value: adds nothing, like a null index
+    indices = np.asarray(array.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    hashed: np.ndarray = distinct[indices]
     if array.null_count:
         np.copyto(hashed, _U64(0), where=~_valid(array))
     return hashed

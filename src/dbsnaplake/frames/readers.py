@@ -291,6 +291,24 @@ def read_table(uri: str, size: int | None = None, csv: CsvFormat | None = None) 
         raise SnapshotError(f"cannot read {uri} as {fmt.kind}: {exc}") from None
 
 
+def dictionary_encoded_columns(metadata: pq.FileMetaData) -> list[str]:
+    """The top-level text and binary columns whose column chunks all start with a dictionary page: read as Arrow
+    dictionaries (``read_dictionary``), they decode without building a string per row."""
+    if not metadata.num_row_groups:
+        return []
+    first = metadata.row_group(0)
+    candidates = {
+        i: first.column(i).path_in_schema
+        for i in range(first.num_columns)
+        if first.column(i).physical_type == "BYTE_ARRAY" and "." not in first.column(i).path_in_schema
+    }
+    return [
+        name
+        for i, name in candidates.items()
+        if all(metadata.row_group(g).column(i).has_dictionary_page for g in range(metadata.num_row_groups))
+    ]
+
+
 def read_row_groups(parquet: pq.ParquetFile) -> Iterator[pa.Table]:
     """An open Parquet file a row group at a time: memory holds one row group, and a file opened with
     ``pre_buffer=True`` fetches each row group's column chunks in one coalesced read (one ranged GET on S3 instead
