@@ -215,3 +215,20 @@ def test_a_dictionary_encoded_column_hashes_as_its_decoded_values(
     assert columns == ["s"]  # "n" is not text
     back = pq.read_table(io.BytesIO(buffer.getvalue()), read_dictionary=columns)
     assert fingerprint(back) == expected
+
+
+def test_rows_hashed_in_blocks_hash_as_rows_hashed_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Columns are hashed a block of rows at a time: every row's hash is the one it has alone, whatever the block
+    boundaries, the chunks and the dictionary-encoded columns."""
+    import numpy as np
+
+    from dbsnaplake.frames import fingerprint as module
+
+    table = pa.concat_tables([rows()] * 5)  # 20 rows in 5 chunks
+    table = with_column(table, "name", table["name"].combine_chunks().dictionary_encode())
+    one_by_one = [int(module.row_hashes(table.slice(i, 1))[0]) for i in range(table.num_rows)]
+    for block in (1, 3, 4, 7, 64):
+        monkeypatch.setattr(module, "HASH_BLOCK_ROWS", block)
+        assert module.row_hashes(table).tolist() == one_by_one
+        assert module.row_hashes(table.combine_chunks().to_batches()[0]).tolist() == one_by_one
+    assert fingerprint(table) == int(np.array(one_by_one, np.uint64).sum(dtype=np.uint64))

