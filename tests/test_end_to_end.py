@@ -307,3 +307,33 @@ def test_files_read_back_as_their_group_is_compacted_are_not_read_again_unless_t
         assert again == read_back_here(listed(), NoProgress())
         position = [f.uri for f in listed()].index(changed.uri)
         assert again[position].n_record == pq.read_metadata(changed.uri).num_rows == changed_rows - 1
+
+
+class _RefusesWorkAtFirst(Executor):
+    """A pool that refuses the first ``n`` tasks (as a Dask client that lost its scheduler for a moment would)."""
+
+    def __init__(self, pool: Executor, n: int) -> None:
+        self._pool, self._refusals = pool, n
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if self._refusals:
+            self._refusals -= 1
+            raise RuntimeError("the executor is shutting down")
+        return self._pool.submit(fn, *args, **kwargs)
+
+
+def test_an_early_read_back_the_executor_refuses_is_read_when_validation_asks(local_root: str) -> None:
+    from dbsnaplake.progress import NoProgress
+    from dbsnaplake.run.executors import ProcessPool
+    from dbsnaplake.run.read_back import ReadBackOver
+    from dbsnaplake.stages.validate import LakeFile, read_back_here
+
+    manifest = make_orders_snapshot(local_root, n_files=6)
+    config = orders_config(local_root, manifest, partition_by=("year", "month"), workers=2)
+    with ProcessPool(2) as pool:
+        result = run_pipeline(config, pool)
+        read_back = ReadBackOver(_RefusesWorkAtFirst(pool, 1), 2)
+        for group in result.compaction:
+            read_back.compacted(group)  # the first group's files are not started: no error
+        files = [LakeFile(f.uri, f.size) for group in result.compaction for f in group.files]
+        assert read_back(files, NoProgress()) == read_back_here(files, NoProgress())

@@ -49,7 +49,11 @@ class ReadBackOver:
             return
         for written in result.files:
             file = LakeFile(written.uri, written.size)
-            self._early[file] = self._executor.submit(read_back_files, [file])
+            try:
+                self._early[file] = self._executor.submit(read_back_files, [file])
+            except Exception as exc:  # an early start only saves time: validation reads what was not started
+                log.debug("read-back of %s not started early: %s", file.uri, describe(exc))
+                return
 
     def __call__(self, files: Sequence[LakeFile], progress: Progress) -> list[ReadBack]:
         early, self._early = self._early, {}
