@@ -149,3 +149,22 @@ def test_a_partition_at_either_end_of_a_group_is_taken_to_go_on_in_the_next_grou
     assert not may_be_whole(rows(0, 2), n_chunks=4, n_group=9)  # in its first chunk: began in the group before
     assert not may_be_whole(rows(1, 3), n_chunks=4, n_group=9)  # in its last chunk: goes on in the group after
     assert may_be_whole(rows(0, 3), n_chunks=4, n_group=1)  # the plan's only group holds every partition whole
+
+
+@pytest.mark.parametrize("batch_rows", [7, 1_000])  # batches inside a row group, and whole row groups
+def test_a_staging_file_streams_the_same_rows_mapped_or_read(local_root: str, batch_rows: int) -> None:
+    """Compaction reads a partition's staging files through memory maps when they are small against
+    --worker-memory, else with plain reads (a map's pages would count in the worker's memory): the same rows."""
+    import pyarrow.parquet as pq
+
+    from dbsnaplake.stages.compact import iter_staging_file
+
+    uri = storage.join(local_root, "staging.parquet")
+    table = pa.table({"id": list(range(100)), "s": [f"v{i % 7}" for i in range(100)]})
+    pq.write_table(table, uri, row_group_size=30)
+    size = storage.head(uri).size
+    mapped = list(iter_staging_file(uri, size, table.schema, batch_rows, mapped=True))
+    read = list(iter_staging_file(uri, size, table.schema, batch_rows, mapped=False))
+    assert pa.concat_tables(read).equals(table) and pa.concat_tables(mapped).equals(table)
+    assert [t.num_rows for t in read] == [t.num_rows for t in mapped]
+    assert max(t.num_rows for t in read) <= min(batch_rows, 30)

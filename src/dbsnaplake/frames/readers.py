@@ -327,7 +327,7 @@ def read_parquet_batches(uri: str, size: int | None = None, batch_bytes: int = 8
     plain reads on local disk, whose pages would count in the worker's memory if mapped): a file bigger than
     memory can be read, and so can a row group (some writers make them of a million rows)."""
     try:
-        with storage.open_input_file(uri, size) if storage.is_s3(uri) else pa.OSFile(uri) as f:
+        with storage.open_for_streaming(uri, size) as f:
             parquet = pq.ParquetFile(f, pre_buffer=False)  # pre-buffering would fetch every row group at once
             refuse_duplicate_columns(parquet.schema_arrow, uri)
             metadata = parquet.metadata

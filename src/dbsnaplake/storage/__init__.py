@@ -202,3 +202,12 @@ def make_durable(*roots: str) -> None:
 def open_input_file(uri: str, size: int | None = None) -> pa.NativeFile:
     """A random-access file for pyarrow (local memory map, or ranged GETs on S3)."""
     return backend(uri).open_input_file(uri, size)
+
+
+def open_for_streaming(uri: str, size: int | None = None) -> pa.NativeFile:
+    """A file read through once, a part at a time: on local disk with plain reads (a memory map's pages count in
+    the process's resident memory as they are read: streaming a file bigger than ``--worker-memory`` would seem to
+    hold it all), on S3 with ranged GETs."""
+    import pyarrow as pa  # storage imports pyarrow only where it is used
+
+    return open_input_file(uri, size) if is_s3(uri) else pa.OSFile(uri)
