@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 import pytest
 
 from dbsnaplake import storage
-from dbsnaplake.api import SortKey, parse_partition_path, read_manifest, run_pipeline
+from dbsnaplake.api import RunResult, SortKey, parse_partition_path, read_manifest, run_pipeline
 from dbsnaplake.frames.sorting import is_sorted
 from dbsnaplake.records import PartitionFileGroup
 
@@ -224,6 +225,18 @@ def test_the_read_back_on_workers_proves_what_it_proves_here(local_root: str, ex
     assert f"partition {partition}: staging holds" in str(failure.value)
 
 
+@contextlib.contextmanager
+def run_in_a_pool(root: str) -> Iterator[tuple[Executor, RunResult]]:
+    """A run over a pool of 2 worker processes, on a small snapshot partitioned by year and month; the pool stays
+    open for the test."""
+    from dbsnaplake.run.executors import ProcessPool
+
+    manifest = make_orders_snapshot(root, n_files=6)
+    config = orders_config(root, manifest, partition_by=("year", "month"), workers=2)
+    with ProcessPool(2) as pool:
+        yield pool, run_pipeline(config, pool)
+
+
 class _KillsAWorkerFirst(Executor):
     """The run's process pool, whose first task kills the worker process running it (a real SIGABRT), as a worker
     killed by the kernel for its memory would die in the middle of validation."""
@@ -240,14 +253,10 @@ class _KillsAWorkerFirst(Executor):
 
 def test_a_worker_killed_during_the_read_back_is_replaced_and_its_files_read_again(local_root: str) -> None:
     from dbsnaplake.progress import NoProgress
-    from dbsnaplake.run.executors import ProcessPool
     from dbsnaplake.run.read_back import ReadBackOver
     from dbsnaplake.stages.validate import LakeFile, read_back_here
 
-    manifest = make_orders_snapshot(local_root, n_files=6)
-    config = orders_config(local_root, manifest, partition_by=("year", "month"), workers=2)
-    with ProcessPool(2) as pool:
-        result = run_pipeline(config, pool)
+    with run_in_a_pool(local_root) as (pool, result):
         files = [LakeFile(i.uri, i.size) for i in storage.list_files(result.plan.version_root)]
         files = [f for f in files if f.uri.endswith(".parquet")]
         assert ReadBackOver(_KillsAWorkerFirst(pool), 2, retries=1)(files, NoProgress()) == read_back_here(
@@ -272,14 +281,10 @@ def test_files_read_back_as_their_group_is_compacted_are_not_read_again_unless_t
     import pyarrow.parquet as pq
 
     from dbsnaplake.progress import NoProgress
-    from dbsnaplake.run.executors import ProcessPool
     from dbsnaplake.run.read_back import ReadBackOver
     from dbsnaplake.stages.validate import LakeFile, read_back_here
 
-    manifest = make_orders_snapshot(local_root, n_files=6)
-    config = orders_config(local_root, manifest, partition_by=("year", "month"), workers=2)
-    with ProcessPool(2) as pool:
-        result = run_pipeline(config, pool)
+    with run_in_a_pool(local_root) as (pool, result):
         counting = _CountsSubmits(pool)
         read_back = ReadBackOver(counting, 2)
         for group in result.compaction:
@@ -324,14 +329,10 @@ class _RefusesWorkAtFirst(Executor):
 
 def test_an_early_read_back_the_executor_refuses_is_read_when_validation_asks(local_root: str) -> None:
     from dbsnaplake.progress import NoProgress
-    from dbsnaplake.run.executors import ProcessPool
     from dbsnaplake.run.read_back import ReadBackOver
     from dbsnaplake.stages.validate import LakeFile, read_back_here
 
-    manifest = make_orders_snapshot(local_root, n_files=6)
-    config = orders_config(local_root, manifest, partition_by=("year", "month"), workers=2)
-    with ProcessPool(2) as pool:
-        result = run_pipeline(config, pool)
+    with run_in_a_pool(local_root) as (pool, result):
         read_back = ReadBackOver(_RefusesWorkAtFirst(pool, 1), 2)
         for group in result.compaction:
             read_back.compacted(group)  # the first group's files are not started: no error
