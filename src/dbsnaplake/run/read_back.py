@@ -61,14 +61,15 @@ class ReadBackOver:
             return read_back_here(files, progress)
         progress.start(READ_BACK_TASK, len(files))
         futures: dict[Future[list[ReadBack]], Task] = {}
+        rest: list[int] = []  # the files not read early
         for index, file in enumerate(files):
             future = early.pop(file, None)
-            if future is not None:
+            if future is None:
+                rest.append(index)
+            else:
                 futures[future] = ([index], 0)
         for future in early.values():  # files the listing does not show as written: read what it shows instead
             future.cancel()
-        read_early = {i for task, _ in futures.values() for i in task}
-        rest = [i for i in range(len(files)) if i not in read_early]
         tasks = balance([files[i].size for i in rest], self._workers * READ_BACK_TASKS_PER_WORKER) if rest else []
         futures.update((self._submit(files, task), (task, 0)) for task in ([rest[i] for i in t] for t in tasks))
         return self._collect(files, futures, progress)

@@ -80,9 +80,9 @@ lake's codec instead: when the partition has no rows in other groups (snapshot f
 a common case), compaction copies that file as it is instead of decoding and encoding it again."""
 GATHERS = 4  # a partition's sorted rows are gathered in this many parts: 1/4 of it more in memory at most
 READ_AHEAD_BYTES = ETL_CHUNK_BYTES // 4
+"""Snapshot rows read ahead on a thread in batches of about this many Arrow bytes (see :mod:`dbsnaplake.read_ahead`)."""
 MAX_CHUNK_PIECES = 16
 """A chunk of more pieces (small files) is copied into one contiguous chunk before it is transformed."""
-"""Snapshot rows read ahead on a thread in batches of about this many Arrow bytes (see :mod:`dbsnaplake.read_ahead`)."""
 READ_AHEAD_MIN_FILE_BYTES = 1024**2
 """Snapshot files are read ahead on a thread when they average at least this size (see :func:`read_group`)."""
 SPILL_ROWS = 65_536  # rows per batch of a spilled run, read back one batch at a time while merging
@@ -141,8 +141,8 @@ def one_chunk(columns: list[pa.ChunkedArray], schema: pa.Schema) -> pa.Table:
 
 def sorted_slices(table: pa.Table, sort_by: Sequence[SortKey], rows: int) -> Iterator[pa.Table]:
     """``table`` in ``sort_by`` order, ``rows`` rows at a time: one sort of the keys, then a few gathers, so the
-    sorted copy is never whole in memory. The rows are first made one chunk: a gather from a table of many chunks
-    costs about as much however few rows it takes, from one chunk it costs what it takes."""
+    sorted copy is never whole in memory. Rows already in order are only sliced. Others are first made one chunk: a
+    gather from a table of many chunks costs about as much however few rows it takes, from one chunk what it takes."""
     indices = sort_indices(table, sort_by) if sort_by and table.num_rows > 1 else None
     if indices is None or in_order(indices):  # no sort, or the rows were in order already: no copy
         yield from (table.slice(start, rows) for start in range(0, table.num_rows, rows))
