@@ -17,10 +17,12 @@ changing them hashes the same:
   (dictionary-encoded or not) as its UTF-8 bytes, every binary type as its bytes;
 - list elements are hashed with their position; a list's hash covers its length.
 
-Everything is vectorised (NumPy on Arrow buffers; Polars hashes string and binary values). Polars only promises
-a stable string hash within one Polars version (on one kind of processor), so every fingerprint is stored with
-:data:`ALGORITHM`, which names the Polars version and the processor architecture; validation refuses to compare
-fingerprints made by different algorithms (run ETL and validation with the same versions, or rerun with --fresh).
+Every value is hashed by Polars (``Series.hash``, in Rust, a pass per column), seeded by its column's path and its
+kind; a row's hash is the Polars hash of the sum of its values' hashes. Polars only promises its hash within one
+Polars version, so every fingerprint is stored with :data:`ALGORITHM`, which names the Polars version, the processor
+architecture and the hashes of a fixed set of sample values (a build of Polars that hashed differently would name
+another algorithm); validation refuses to compare fingerprints made by different algorithms (run ETL and validation
+with the same versions, or rerun with --fresh).
 """
 
 from __future__ import annotations
@@ -35,25 +37,19 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ALGORITHM = f"dbsnaplake-rowsum64-v1+polars-{pl.__version__}+{platform.machine() or 'unknown'}"
-"""Names the hash and everything its values depend on; fingerprints of different algorithms never compare."""
-
 MASK = (1 << 64) - 1
-_STRING_SEED = 0x5EED_0001
 _U64 = np.uint64
 _KIND_INT, _KIND_FLOAT, _KIND_STRING, _KIND_BINARY, _KIND_DECIMAL, _KIND_TIME, _KIND_LIST = (
-    _U64(0x9E3779B97F4A7C15 * k & MASK) for k in range(1, 8)
+    0x9E3779B97F4A7C15 * k & MASK for k in range(1, 8)
 )
+_ROW_SEED = 0x5EED_0002
 _POSITION = _U64(0xD6E8FEB86659FD93)
 _MIX_1, _MIX_2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
-HASH_BLOCK_ROWS = 65_536
-"""Rows of a column hashed at a time: the dozen arrays each step makes stay in the processor's cache instead of
-going through memory (a lake file of 3.5 M rows: 0.8 s -> 0.5 s)."""
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser, element-wise on uint64 (wrapping arithmetic), in place: ``values`` (an array the
-    caller owns) is overwritten and returned. In place, no step allocates a new array: several times faster."""
+    caller owns) is overwritten and returned (a list's elements are mixed with their positions by it)."""
     shifted = np.empty_like(values)
     for shift, multiplier in ((30, _MIX_1), (27, _MIX_2)):
         np.right_shift(values, shift, out=shifted)
@@ -65,53 +61,45 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4096)
-def _salt(path: str) -> np.uint64:
+def _salt(path: str) -> int:
     """A fixed 64-bit number per column path (BLAKE2b: the same in every process and on every machine)."""
-    return _U64(int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little"))
+    return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little")
 
 
-def _valid(array: pa.Array) -> np.ndarray:
-    return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+def _hashed(values: pl.Series, path: str, kind: int) -> pl.Series:
+    """Polars' hash of each value, seeded by the column's path and the values' kind."""
+    return values.hash(_salt(path) ^ kind)
 
 
-def _int64_bits(array: pa.Array) -> np.ndarray:
-    values = pc.cast(array, pa.int64(), safe=False).fill_null(0)
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.int64).view(_U64)
+def _integer_hashes(array: pa.Array, path: str) -> pl.Series:
+    return _hashed(pl.Series(pc.cast(array, pa.int64(), safe=False)), path, _KIND_INT)
 
 
-def _integer_hashes(array: pa.Array) -> np.ndarray:
-    return _int64_bits(array) ^ _KIND_INT
-
-
-def _float_hashes(array: pa.Array) -> np.ndarray:
-    """Integral floats hash as the integer they equal; the others by their float64 bits (every NaN alike)."""
+def _float_hashes(array: pa.Array, path: str) -> np.ndarray:
+    """Integral floats hash as the integer they equal; the others as floats (Polars hashes every NaN alike)."""
     floats = np.asarray(pc.cast(array, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        integral = np.isfinite(floats) & (floats == np.trunc(floats)) & (np.abs(floats) < 2.0**63)
-    as_int = np.where(integral, floats, 0.0).astype(np.int64).view(_U64) ^ _KIND_INT
-    bits = np.where(np.isnan(floats), np.float64("nan"), floats).view(_U64) ^ _KIND_FLOAT
-    result: np.ndarray = np.where(integral, as_int, bits)
+    with np.errstate(invalid="ignore"):  # NaN and the infinities: INT64_MIN, which does not equal them back
+        integers = floats.astype(np.int64)
+        integral = integers.astype(np.float64) == floats
+    as_integers = _hashed(pl.Series(integers), path, _KIND_INT).to_numpy()
+    as_floats = _hashed(pl.Series(floats), path, _KIND_FLOAT).to_numpy()
+    result: np.ndarray = np.where(integral, as_integers, as_floats)
     return result
 
 
-def _bytes_hashes(array: pa.Array, kind: np.uint64) -> np.ndarray:
-    hashed = np.asarray(pl.Series(array).hash(_STRING_SEED).to_numpy(), dtype=_U64)
-    return hashed ^ kind
-
-
-def _decimal_hashes(array: pa.Array) -> np.ndarray:
+def _decimal_hashes(array: pa.Array, path: str) -> pl.Series:
     """By the digits, trailing zeros dropped: ``1.50`` (decimal(10,2)) and ``1.500`` (decimal(12,3)) are one value."""
     text = pc.cast(array, pa.large_string())
     text = pc.replace_substring_regex(text, r"(\.\d*?)0+$", r"\1")
     text = pc.replace_substring_regex(text, r"\.$", "")
-    return _bytes_hashes(text, _KIND_DECIMAL)
+    return _hashed(pl.Series(text), path, _KIND_DECIMAL)
 
 
-def _time_hashes(array: pa.Array, unit_type: pa.DataType) -> np.ndarray:
+def _time_hashes(array: pa.Array, unit_type: pa.DataType, path: str) -> pl.Series:
     """Times, timestamps and durations in nanoseconds, dates in days: as integers of one unit."""
     in_unit = pc.cast(array, unit_type, safe=False)
-    integers = in_unit.view(pa.int32() if pa.types.is_date32(unit_type) else pa.int64())
-    return _int64_bits(integers) ^ _KIND_TIME
+    integers = pc.cast(in_unit.view(pa.int32() if pa.types.is_date32(unit_type) else pa.int64()), pa.int64())
+    return _hashed(pl.Series(integers), path, _KIND_TIME)
 
 
 def _list_hashes(array: pa.Array, path: str) -> np.ndarray:
@@ -122,47 +110,47 @@ def _list_hashes(array: pa.Array, path: str) -> np.ndarray:
         array = array.cast(pa.list_(entry))
     lengths = np.asarray(pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
     elements = array.flatten()
-    element_hashes = _mix(_value_hashes(elements, path + "[]") + _KIND_LIST)
+    element_hashes = _mix(_value_hashes(elements, path + "[]") + _U64(_KIND_LIST))
     starts = np.concatenate([[0], np.cumsum(lengths)])
     positions = np.arange(len(elements), dtype=np.int64) - np.repeat(starts[:-1], lengths)
     placed = _mix(element_hashes ^ (positions.astype(_U64) * _POSITION))
     sums = np.concatenate([np.zeros(1, _U64), np.cumsum(placed, dtype=_U64)])
-    hashes: np.ndarray = (sums[starts[1:]] - sums[starts[:-1]]) ^ _mix(lengths.astype(_U64) ^ _KIND_LIST)
+    hashes: np.ndarray = (sums[starts[1:]] - sums[starts[:-1]]) ^ _mix(lengths.astype(_U64) ^ _U64(_KIND_LIST))
     return hashes
 
 
-def _plain_hashes(array: pa.Array, path: str) -> np.ndarray:
-    """Each value of a non-struct array as 64 bits, tagged by its kind (a string's: its hash); mixed with the
-    column's salt by the caller, which also leaves nulls out."""
+def _plain_hashes(array: pa.Array, path: str) -> pl.Series | np.ndarray:
+    """Each value of a non-struct array as 64 bits, by its kind and its column's path (nulls are left out by the
+    caller)."""
     t = array.type
     if pa.types.is_null(t):
         return np.zeros(len(array), _U64)
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        return _integer_hashes(array)
+        return _integer_hashes(array, path)
     if pa.types.is_floating(t):
-        return _float_hashes(array)
+        return _float_hashes(array, path)
     if pa.types.is_decimal(t):
-        return _decimal_hashes(array)
+        return _decimal_hashes(array, path)
     if pa.types.is_timestamp(t):
-        return _time_hashes(array, pa.timestamp("ns", t.tz))
+        return _time_hashes(array, pa.timestamp("ns", t.tz), path)
     if pa.types.is_date(t):
-        return _time_hashes(array, pa.date32())
+        return _time_hashes(array, pa.date32(), path)
     if pa.types.is_time(t):
-        return _time_hashes(array, pa.time64("ns"))
+        return _time_hashes(array, pa.time64("ns"), path)
     if pa.types.is_duration(t):
-        return _time_hashes(array, pa.duration("ns"))
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return _bytes_hashes(pc.cast(array, pa.large_string()), _KIND_STRING)
+        return _time_hashes(array, pa.duration("ns"), path)
+    if _is_text(t):
+        return _hashed(pl.Series(array), path, _KIND_STRING)
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
-        return _bytes_hashes(pc.cast(array, pa.large_binary()), _KIND_BINARY)
+        return _hashed(pl.Series(array), path, _KIND_BINARY)
     if pa.types.is_fixed_size_binary(t):
-        return _bytes_hashes(pc.cast(array, pa.large_binary()), _KIND_BINARY)
+        return _hashed(pl.Series(pc.cast(array, pa.large_binary())), path, _KIND_BINARY)
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_map(t):
         return _list_hashes(array, path)
     raise TypeError(f"column {path!r}: cannot fingerprint values of type {t}")
 
 
-def _value_hashes(array: pa.Array, path: str) -> np.ndarray:
+def _value_hashes(array: pa.Array | pa.ChunkedArray, path: str) -> np.ndarray:
     """Per row, the sum of the hashes of the non-null values under ``path`` (0 where all are null)."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -175,12 +163,11 @@ def _value_hashes(array: pa.Array, path: str) -> np.ndarray:
         for field, child in zip(array.type, array.flatten(), strict=True):  # flatten: the struct's nulls applied
             total += _value_hashes(child, f"{path}.{field.name}")
         return total
-    hashed = _plain_hashes(array, path)  # a new array: hashed in place from here on
-    hashed ^= _salt(path)
-    _mix(hashed)
+    hashed = _plain_hashes(array, path)
     if array.null_count:
-        np.copyto(hashed, _U64(0), where=~_valid(array))
-    return hashed
+        valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return np.where(valid, hashed, _U64(0))
+    return hashed.to_numpy() if isinstance(hashed, pl.Series) else hashed
 
 
 def _dictionary_hashes(array: pa.DictionaryArray, path: str) -> np.ndarray:
@@ -192,28 +179,41 @@ def _dictionary_hashes(array: pa.DictionaryArray, path: str) -> np.ndarray:
     indices = np.asarray(array.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
     hashed: np.ndarray = distinct[indices]
     if array.null_count:
-        np.copyto(hashed, _U64(0), where=~_valid(array))
+        np.copyto(hashed, _U64(0), where=~np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool))
     return hashed
 
 
-def row_hashes(rows: pa.Table | pa.RecordBatch) -> np.ndarray:
-    """One uint64 per row: its canonical encoding's hash. Columns are hashed :data:`HASH_BLOCK_ROWS` rows at a
-    time (a dictionary-encoded one whole: its distinct values are hashed once)."""
-    n_rows = rows.num_rows
-    total = np.zeros(n_rows, _U64)
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def _text_series_hashes(values: pl.Series, path: str) -> np.ndarray:
+    """A Polars String column's values hashed as :func:`_plain_hashes` hashes them from Arrow, nulls left out."""
+    hashed: np.ndarray = _hashed(values, path, _KIND_STRING).to_numpy()
+    if values.null_count():
+        return np.where(values.is_not_null().to_numpy(), hashed, _U64(0))
+    return hashed
+
+
+def row_hashes(rows: pa.Table | pa.RecordBatch, frame: pl.DataFrame | None = None) -> np.ndarray:
+    """One uint64 per row: its canonical encoding's hash (the Polars hash of its values' hashes' sum).
+
+    ``frame``, when given, holds the same rows in Polars (ETL's transformed chunk, from which ``rows`` was
+    converted): its String columns that are text in ``rows`` too are hashed as they are, not converted from Arrow
+    back to Polars (the same values: the same hashes; a third of the time of a table of text)."""
+    total = np.zeros(rows.num_rows, _U64)
+    polars_schema = frame.schema if frame is not None else {}
     for name, column in zip(rows.column_names, rows.columns, strict=True):
-        if pa.types.is_dictionary(column.type) or n_rows <= HASH_BLOCK_ROWS:
+        if frame is not None and polars_schema.get(name) == pl.String and _is_text(column.type):
+            total += _text_series_hashes(frame.get_column(name), name)
+        else:
             total += _value_hashes(column, name)
-            continue
-        for start in range(0, n_rows, HASH_BLOCK_ROWS):
-            total[start : start + HASH_BLOCK_ROWS] += _value_hashes(column.slice(start, HASH_BLOCK_ROWS), name)
-    return _mix(total)
+    hashes: np.ndarray = pl.Series(total).hash(_ROW_SEED).to_numpy()
+    return hashes
 
 
 def fingerprint(rows: pa.Table | pa.RecordBatch) -> int:
     """The sum, mod 2**64, of :func:`row_hashes`: the same for the same rows in any order, chunking or file split."""
-    if isinstance(rows, pa.Table):
-        return combine(fingerprint(batch) for batch in rows.to_batches())
     return int(row_hashes(rows).sum(dtype=_U64))
 
 
@@ -225,3 +225,22 @@ def combine(fingerprints: Iterable[int]) -> int:
 def shown(value: int) -> str:
     """A fingerprint as stored in results: 16 hex digits (JSON numbers lose precision beyond 2**53)."""
     return f"{value:016x}"
+
+
+def _sample_hashes() -> str:
+    """A digest of the hashes of sample values of every kind: what names this Polars build's hash in
+    :data:`ALGORITHM` (a build hashing any of them differently names another algorithm)."""
+    sample = pa.table(
+        {
+            "n": pa.array([0, 1, -1, 2**63 - 1, None], pa.int64()),
+            "x": pa.array([0.5, -0.0, float("nan"), float("inf"), 1e300]),
+            "s": pa.array(["", "a", "é" * 40, "x" * 1000, None]),
+            "b": pa.array([b"", b"\0", b"\xff" * 17, b"y" * 300, None]),
+        }
+    )
+    digest = hashlib.blake2b(row_hashes(sample).tobytes(), digest_size=4).hexdigest()
+    return digest
+
+
+ALGORITHM = f"dbsnaplake-rowsum64-v2+{_sample_hashes()}+polars-{pl.__version__}+{platform.machine() or 'unknown'}"
+"""Names the hash and everything its values depend on; fingerprints of different algorithms never compare."""

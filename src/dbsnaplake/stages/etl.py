@@ -318,10 +318,11 @@ class GroupRows:
         schema = lake_schema(polars_schema, table.schema, config.keep_nanoseconds)
         check_sort_keys(schema, config.sort_by, where)
         split = split_partitions(out, config.partition_by)
-        rows = to_lake(out.drop(dropped).to_arrow(compat_level=COMPAT), table.schema, config.keep_nanoseconds, where)
+        kept = out.drop(dropped)
+        rows = to_lake(kept.to_arrow(compat_level=COMPAT), table.schema, config.keep_nanoseconds, where)
         if dry_run:
             return
-        hashes = fingerprint.row_hashes(rows)
+        hashes = fingerprint.row_hashes(rows, kept)
         if self.dictionary is None and rows.num_rows:
             self.dictionary = dictionary_columns(rows)
         if split.order is not None:
