@@ -9,7 +9,7 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dbsnaplake.frames.fingerprint import ALGORITHM, combine, fingerprint
@@ -129,14 +129,22 @@ def test_the_algorithm_is_named_with_the_polars_version_and_the_processor() -> N
     assert ALGORITHM.endswith(f"polars-{polars.__version__}+{platform.machine()}")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     st.lists(
         st.tuples(st.sampled_from(["a", "b", "", None, "a/b", "é"]), st.one_of(st.none(), st.integers(-5, 5))),
         max_size=60,
-    )
+    ),
+    st.sampled_from([("k",), ("k", "v")]),
 )
-def test_a_chunk_split_by_partition_keeps_every_row_and_its_fingerprint(rows: list[tuple[str | None, int | None]]) -> None:
+@example([("a", 1)] * 5, ("k",))  # one partition: found by comparing, no grouping
+@example([("a", 1)] * 5, ("k", "v"))
+@example([(None, None)] * 3, ("k", "v"))
+@example([("", 1), (None, 1)], ("k",))  # "" and null: one folder, two values
+@example([("a", 1), ("a", 2)], ("k", "v"))
+def test_a_chunk_split_by_partition_keeps_every_row_and_its_fingerprint(
+    rows: list[tuple[str | None, int | None]], keys: tuple[str, ...]
+) -> None:
     """ETL splits a chunk once: each partition's rows, in order, and its fingerprint (from the chunk's row hashes)
     are those of the rows whose key makes its Hive path ("" and null are one folder)."""
     import polars as pl
@@ -146,14 +154,15 @@ def test_a_chunk_split_by_partition_keeps_every_row_and_its_fingerprint(rows: li
     from dbsnaplake.stages.etl import partition_fingerprints, split_partitions
 
     frame = pl.DataFrame({"k": [k for k, _ in rows], "v": [v for _, v in rows]}, schema={"k": pl.Utf8, "v": pl.Int64})
-    split = split_partitions(frame, ("k",))
+    split = split_partitions(frame, keys)
     table = frame.to_arrow()
     ordered = table if split.order is None else table.take(split.order)
     hashes = row_hashes(ordered)
     sums = partition_fingerprints(hashes, split.starts)
-    assert split.paths == sorted({partition_path(["k"], [k]) for k, _ in rows})
+    paths = [partition_path(list(keys), list(row)[: len(keys)]) for row in rows]
+    assert split.paths == sorted(set(paths))
     for path, start, end, total in zip(split.paths, split.starts[:-1], split.starts[1:], sums, strict=True):
-        expected = [i for i, (k, _) in enumerate(rows) if partition_path(["k"], [k]) == path]
+        expected = [i for i, row_path in enumerate(paths) if row_path == path]
         part = ordered.slice(start, end - start)
         assert part.to_pylist() == table.take(expected).to_pylist()  # the partition's rows, in their order
         assert total == fingerprint(part)

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dbsnaplake.api import ConfigError, SortKey, parse_sort_keys
-from dbsnaplake.frames.sorting import is_sorted, merge_sorted_runs, sort_table
+from dbsnaplake.frames.sorting import is_sorted, merge_sorted_runs, neighbours_in_order, sort_table
 
 # ---- parse_sort_keys --------------------------------------------------------------------------------------
 
@@ -209,6 +209,24 @@ def test_rows_already_in_order_are_kept_as_they_are_and_others_sorted(
         pieces = list(sorted_slices(source, keys, 4))
         assert all(0 < p.num_rows <= 4 for p in pieces)
         assert pa.concat_tables([SCHEMA.empty_table(), *pieces])["row"].to_pylist() == ordered["row"].to_pylist()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.tuples(ints, floats, strings, times), max_size=30), keys=sort_keys)
+@example(rows=[(0, 0.0, "a", T0), (0, -0.0, "a", T0)], keys=(SortKey("f"),))
+def test_comparing_neighbours_never_calls_rows_out_of_order_sorted(
+    rows: list[tuple[Any, ...]], keys: tuple[SortKey, ...]
+) -> None:
+    """The check before any sort says "in order" only of rows the sort would leave where they are, and says it of
+    every sorted table of one key without nulls or NaN."""
+    table = make_table(rows)
+    if neighbours_in_order(table, keys):
+        assert is_sorted(table, keys)
+        assert sort_table(table, keys)["row"].to_pylist() == table["row"].to_pylist()
+    ordered = sort_table(table, keys)
+    key = ordered.column(keys[0].column).to_pylist()
+    if len(keys) == 1 and not any(v is None or (isinstance(v, float) and math.isnan(v)) for v in key):
+        assert neighbours_in_order(ordered, keys)
 
 
 def test_runs_that_do_not_overlap_are_merged_table_by_table() -> None:

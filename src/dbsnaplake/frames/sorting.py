@@ -22,20 +22,50 @@ def sort_indices(table: pa.Table, keys: Sequence[SortKey]) -> pa.Array:
     return pc.sort_indices(table.select([k.column for k in keys]), sort_keys=order)
 
 
+def sorted_order(table: pa.Table, keys: Sequence[SortKey]) -> pa.Array | None:
+    """The row numbers of ``table`` in ``keys`` order (stable), or ``None`` when the rows are in that order already
+    (snapshot files ordered by the sort key, as exports by an increasing id or time often are): then a gather of
+    every column would only copy them. One key without nulls or NaN is checked by comparing neighbours, before
+    any sort."""
+    if not keys or table.num_rows < 2 or neighbours_in_order(table, keys):
+        return None
+    indices = sort_indices(table, keys)
+    return None if in_order(indices) else indices
+
+
 def sort_table(table: pa.Table, keys: Sequence[SortKey]) -> pa.Table:
     """Sort rows (stable) by ``keys``; rows already in order are returned as they are (no copy)."""
-    if not keys or table.num_rows < 2:
-        return table
-    indices = sort_indices(table, keys)
-    return table if in_order(indices) else table.take(indices)
+    indices = sorted_order(table, keys)
+    return table if indices is None else table.take(indices)
 
 
 def in_order(indices: pa.Array) -> bool:
-    """True when a stable sort's row numbers leave every row where it is: the rows were sorted already (snapshot
-    files ordered by the sort key, as exports by an increasing id or time often are), and a gather of every column
-    would only copy them."""
+    """True when a stable sort's row numbers leave every row where it is: the rows were sorted already."""
     numbers = indices.to_numpy()
     return bool((numbers[1:] > numbers[:-1]).all())  # a permutation that only increases is the identity
+
+
+def neighbours_in_order(table: pa.Table, keys: Sequence[SortKey]) -> bool:
+    """True when each row's one sort key is not before the previous row's (one vectorised comparison, no sort);
+    False when it is, and whenever the comparison cannot tell the sort's order alone: several keys, nulls (which
+    sort last), NaN (after every number), or a type without a comparison kernel."""
+    if len(keys) != 1:
+        return False
+    if table.num_rows < 2:
+        return True
+    column = table.column(keys[0].column)
+    kind = column.type
+    comparable = (
+        pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)
+        or pa.types.is_decimal(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    )  # fmt: skip
+    if not comparable or pa.types.is_float16(kind) or column.null_count:
+        return False
+    if pa.types.is_floating(kind) and pc.any(pc.is_nan(column)).as_py():
+        return False
+    earlier, later = column.slice(0, len(column) - 1), column.slice(1)
+    not_before = pc.less_equal(later, earlier) if keys[0].descending else pc.greater_equal(later, earlier)
+    return bool(pc.all(not_before).as_py())
 
 
 def is_sorted(table: pa.Table, keys: Sequence[SortKey]) -> bool:

@@ -43,7 +43,7 @@ from dbsnaplake.frames.readers import (
     read_snapshot_file,
 )
 from dbsnaplake.frames.schema import conform, decode_schema, encode_schema, unify
-from dbsnaplake.frames.sorting import check_sort_keys, in_order, merge_sorted_runs, sort_indices
+from dbsnaplake.frames.sorting import check_sort_keys, merge_sorted_runs, sorted_order
 from dbsnaplake.frames.transform import apply_transform
 from dbsnaplake.frames.types import for_polars, lake_schema, to_lake
 from dbsnaplake.frames.writer import dictionary_columns, open_parquet_writer
@@ -143,8 +143,8 @@ def sorted_slices(table: pa.Table, sort_by: Sequence[SortKey], rows: int) -> Ite
     """``table`` in ``sort_by`` order, ``rows`` rows at a time: one sort of the keys, then a few gathers, so the
     sorted copy is never whole in memory. Rows already in order are only sliced. Others are first made one chunk: a
     gather from a table of many chunks costs about as much however few rows it takes, from one chunk what it takes."""
-    indices = sort_indices(table, sort_by) if sort_by and table.num_rows > 1 else None
-    if indices is None or in_order(indices):  # no sort, or the rows were in order already: no copy
+    indices = sorted_order(table, sort_by)
+    if indices is None:  # no sort, or the rows were in order already: no copy
         yield from (table.slice(start, rows) for start in range(0, table.num_rows, rows))
         return
     if table.column(0).num_chunks > 1:
@@ -213,10 +213,29 @@ class PartitionSplit:
     order: pa.Array | None
 
 
+def one_partition(frame: pl.DataFrame, keys: tuple[str, ...]) -> bool:
+    """Whether every row has the first row's partition key values, by comparing them (no grouping): the common
+    case of a chunk of snapshot files ordered by the partition key. Keys of other types than integers, text,
+    booleans, dates and times are left to the grouping (a float's -0.0 and 0.0 compare equal, but are two folders)."""
+    for key in keys:
+        column = frame.get_column(key)
+        if not (column.dtype.is_integer() or column.dtype.is_temporal() or column.dtype in (pl.String, pl.Boolean)):
+            return False
+        first = column[0]
+        if first is None:
+            if column.null_count() != frame.height:
+                return False
+        elif column.null_count() or not (column == first).all():
+            return False
+    return True
+
+
 def split_partitions(frame: pl.DataFrame, keys: tuple[str, ...]) -> PartitionSplit:
     """The partitions of ``frame``'s rows by ``keys``, sorted by path; within one, rows keep their order."""
     if not keys:
         return PartitionSplit([""] if frame.height else [], [0, frame.height] if frame.height else [0], None)
+    if frame.height and one_partition(frame, keys):
+        return PartitionSplit([partition_path(keys, frame.select(keys).row(0))], [0, frame.height], None)
     row = "__dbsnaplake_row"  # not a key's name: the keys are the frame's only other columns here
     groups = frame.select(keys).with_row_index(row).group_by(keys, maintain_order=True).agg(pl.col(row))
     by_path: dict[str, list[pl.Series]] = {}
