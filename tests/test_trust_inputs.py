@@ -393,3 +393,15 @@ def test_the_python_api_from_a_script_with_a_main_guard_works(tmp_path: Path) ->
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "validation: OK" in result.stdout
+
+
+def test_an_error_at_plan_with_worker_processes_ends_on_its_message(tmp_path: Path) -> None:
+    """A run starts its worker processes as it plans (they import the stages meanwhile): when the plan refuses the
+    input, the workers that only warmed up end cleanly, and the error stays the last line (no warning after it)."""
+    folder = parquet_folder(tmp_path, "source", {f"part-{i}.parquet": orders(10 * i, 10) for i in range(3)})
+    result = dbsnaplake(
+        "run", "--source", folder, "--staging", str(tmp_path / "staging"), "--datalake", str(tmp_path / "lake"),
+        "--executor", "process", "--workers", "2", "--partition-by", "amonut",
+    )  # fmt: skip
+    assert_refused(result, "'amonut'", "--partition-by")
+    assert "resource_tracker" not in result.stderr and "leaked" not in result.stderr, result.stderr

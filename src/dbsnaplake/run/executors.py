@@ -65,6 +65,14 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="dbsnaplake-parent-watch", daemon=True).start()
 
 
+def warm_up() -> None:
+    """A pool worker's first task (see :meth:`ProcessPool.warm_up`): import what the stages need, so the spawned
+    processes' start-up (about a second of imports each) overlaps the plan instead of delaying the first group."""
+    import dbsnaplake.stages.compact
+    import dbsnaplake.stages.etl
+    import dbsnaplake.stages.validate  # noqa: F401
+
+
 def init_pool_worker(threads: int, parent: int) -> None:
     share_cores(threads)
     exit_with_parent(parent)
@@ -126,6 +134,14 @@ class ProcessPool(Executor):
         self._workers = workers
         self._pool = self._new_pool()
         self._manager: SyncManager | None = None
+        self._worked = False
+        """Whether a task other than :func:`warm_up` was submitted."""
+
+    def warm_up(self) -> None:
+        """Start every worker now (each imports the stages): called as a run starts, so the workers' start-up
+        overlaps the plan instead of delaying the first group."""
+        for _ in range(self._workers):
+            self._pool.submit(warm_up)
 
     def report_queue(self) -> Any:
         """Where tasks report progress (see :class:`dbsnaplake.progress.Report`): a queue served by a manager
@@ -148,6 +164,7 @@ class ProcessPool(Executor):
         )
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self._worked = True
         try:
             return self._pool.submit(fn, *args, **kwargs)
         except BrokenProcessPool:
@@ -164,8 +181,10 @@ class ProcessPool(Executor):
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         # after an error or Ctrl-C, do not wait for running groups: their done-markers let a rerun skip them,
-        # and a worker left running ends with this process (see exit_with_parent)
-        self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+        # and a worker left running ends with this process (see exit_with_parent); workers that only warmed up
+        # (an error at plan) are waited for, so they end cleanly
+        failed = exc_type is not None
+        self.shutdown(wait=not failed or not self._worked, cancel_futures=failed)
 
 
 class DaskExecutor(Executor):

@@ -31,7 +31,7 @@ from dbsnaplake.records import (
     ValidateResult,
 )
 from dbsnaplake.roots import check_before_writing
-from dbsnaplake.run.executors import InlineExecutor
+from dbsnaplake.run.executors import InlineExecutor, ProcessPool
 from dbsnaplake.run.groups import Work, run_groups
 from dbsnaplake.run.lock import run_lock
 from dbsnaplake.run.read_back import ReadBackOver
@@ -177,6 +177,8 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
     seconds: dict[str, float] = {}
     skipped: dict[str, int] = {}
 
+    if isinstance(executor, ProcessPool):
+        executor.warm_up()
     start = time.perf_counter()
     planned, reused = ensure_plan(config, progress, fresh)
     skipped["plan"] = int(reused)
