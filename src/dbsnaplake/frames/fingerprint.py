@@ -12,7 +12,7 @@ changing them hashes the same:
   order does not matter, and a column (or struct field) that is null, or absent because an ETL group never saw
   it, adds nothing: conforming a group's rows to the unified lake schema (null-filling) keeps the hash;
 - values are hashed by kind, not by storage type: every integer and every integral float as a 64-bit integer
-  (so int32 → int64 → float64 widening keeps the hash), other floats by their float64 bits (one NaN), decimals
+  (so int32 → int64 → float64 widening keeps the hash), other floats as float64 (every NaN alike), decimals
   by their digits without trailing zeros, times and timestamps in nanoseconds, dates in days, every string type
   (dictionary-encoded or not) as its UTF-8 bytes, every binary type as its bytes;
 - list elements are hashed with their position; a list's hash covers its length.
