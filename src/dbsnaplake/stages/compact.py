@@ -49,6 +49,9 @@ MAPPED_SHARE = 0.1
 ``--worker-memory``; else with plain reads: the pages of a map count in the worker's resident memory as they are
 read (a 2 GB snapshot's 700 MB staging file made compaction's worker peak at 1,025 MiB under ``--worker-memory
 1GB``; 340 MiB read)."""
+READ_AHEAD_PARTS = 4
+"""On S3, each staging file being merged reads ahead at most this part of its share of the merge's memory (up to
+:data:`storage.STREAM_READ_AHEAD`): a merge of many files reads each in smaller requests, within the budget."""
 IN_MEMORY_RATIO_GUESS = 4.0
 COPY_SIZE_TOLERANCE = 0.1
 """A single staging file up to 10 % over the target is copied: validation's band for files near the target."""
@@ -158,14 +161,17 @@ def _missing(uri: str) -> SnapshotError:
 
 
 def iter_staging_file(
-    uri: str, size: int, schema: pa.Schema, batch_rows: int, mapped: bool = True
+    uri: str, size: int, schema: pa.Schema, batch_rows: int, mapped: bool = True, read_ahead_bytes: int = 0
 ) -> Iterator[pa.Table]:
     """Stream one staging file as tables of at most ``batch_rows`` rows, conformed to the lake schema, never the
     whole file at once. When a row group fits ``batch_rows``, a row group at a time: its column chunks fetched in
     one coalesced read (on S3 one ranged GET per row group, not one per column); else a batch at a time, column
-    chunk by column chunk. ``mapped=False``: a local file is read with plain reads, not through a memory map."""
+    chunk by column chunk. ``mapped=False``: a local file is read with plain reads, not through a memory map.
+    ``read_ahead_bytes``: on S3, bytes each GET fetches at least (see :func:`storage.open_input_file`)."""
     try:
-        with storage.open_input_file(uri, size) if mapped else storage.open_for_streaming(uri, size) as f:
+        ahead = read_ahead_bytes
+        opened = storage.open_input_file(uri, size, ahead) if mapped else storage.open_for_streaming(uri, size, ahead)
+        with opened as f:
             parquet = pq.ParquetFile(f, pre_buffer=False)
             metadata = parquet.metadata
             if all(metadata.row_group(i).num_rows <= batch_rows for i in range(metadata.num_row_groups)):
@@ -220,7 +226,11 @@ def encode_partition(
         batch_rows = int(merge_memory / (max(1, len(part.uris)) * bytes_per_row * IN_MEMORY_RATIO_GUESS))
         batch_rows = max(1024, min(65_536, batch_rows))
         mapped = part.size <= memory * MAPPED_SHARE
-        runs = [iter_staging_file(u, s, schema, batch_rows, mapped) for u, s in zip(part.uris, part.sizes, strict=True)]
+        ahead = min(storage.STREAM_READ_AHEAD, int(merge_memory / (READ_AHEAD_PARTS * max(1, len(part.uris)))))
+        runs = [
+            iter_staging_file(u, s, schema, batch_rows, mapped, ahead)
+            for u, s in zip(part.uris, part.sizes, strict=True)
+        ]
         merged = merge_sorted_runs(runs, config.sort_by) if config.sort_by else itertools.chain.from_iterable(runs)
         stream = read_ahead(merged)  # decoded and merged on a thread while encoded
     with RollingParquetWriter(

@@ -29,7 +29,8 @@ from dbsnaplake.records import PartitionCheck, StagingFileGroup, Totals, Validat
 from dbsnaplake.storage.parallel import map_io
 
 READ_BACK_THREADS = 4
-"""Data-lake files read back at once: each holds one row group in memory while it is hashed."""
+"""Data-lake files read back at once: each holds one row group in memory while it is hashed (on S3, and up to
+:data:`storage.STREAM_READ_AHEAD` bytes read ahead)."""
 READ_BACK_TASK = "read the data lake back"
 
 
@@ -58,7 +59,7 @@ def read_back(uri: str, size: int) -> ReadBack:
     """Count and fingerprint a data-lake file's rows, a row group at a time; an unreadable file gives its error."""
     n_record = rows_fingerprint = 0
     try:
-        with storage.open_input_file(uri, size) as f:
+        with storage.open_input_file(uri, size, storage.STREAM_READ_AHEAD) as f:  # read in order
             metadata = pq.read_metadata(f)
             parquet = pq.ParquetFile(
                 f,

@@ -118,7 +118,8 @@ class LocalBackend:
         """Flush every file written, and every rename, to the disk: one call for all of a task's files."""
         os.sync()
 
-    def open_input_file(self, uri: str, size: int | None) -> pa.NativeFile:
+    def open_input_file(self, uri: str, size: int | None, read_ahead: int = 0) -> pa.NativeFile:
+        """A memory map (``read_ahead`` is for S3: the page cache reads ahead here)."""
         return pa.memory_map(uri, "r")
 
     def copy(self, source: str, target: str) -> None:

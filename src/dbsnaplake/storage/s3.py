@@ -213,13 +213,19 @@ def _scrub_errors(cls: C) -> C:
 
 
 class _RangedS3Reader(io.RawIOBase):
-    """A seekable file over an S3 object: every read is one ranged GET, so Parquet footers cost one request."""
+    """A seekable file over an S3 object: a read is one ranged GET, so Parquet footers cost one request. With
+    ``read_ahead``, a GET fetches at least that many bytes from where the read starts (never past the end), and the
+    reads that fall within them are served from memory: a file read in order costs one request per ``read_ahead``
+    bytes, not one per column chunk or row group."""
 
-    def __init__(self, uri: str, size: int) -> None:
+    def __init__(self, uri: str, size: int, read_ahead: int = 0) -> None:
         self._uri = uri
         self._bucket, self._key = _split_s3(uri)
         self._size = size
         self._pos = 0
+        self._read_ahead = read_ahead
+        self._buffer_start = 0
+        self._buffer = b""
 
     def readable(self) -> bool:
         return True
@@ -242,7 +248,15 @@ class _RangedS3Reader(io.RawIOBase):
         end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
         if end <= self._pos:
             return b""
-        data = bytes(obstore.get_range(_s3_store(self._bucket), self._key, start=self._pos, end=end))
+        if not (self._buffer_start <= self._pos and end <= self._buffer_start + len(self._buffer)):
+            fetch_end = min(self._size, max(end, self._pos + self._read_ahead))
+            fetched = bytes(obstore.get_range(_s3_store(self._bucket), self._key, start=self._pos, end=fetch_end))
+            if fetch_end == end:  # nothing read ahead: hand the bytes on, keep no buffer
+                self._buffer_start, self._buffer = 0, b""
+                self._pos += len(fetched)
+                return fetched
+            self._buffer_start, self._buffer = self._pos, fetched
+        data = self._buffer[self._pos - self._buffer_start : end - self._buffer_start]
         self._pos += len(data)
         return data
 
@@ -335,10 +349,10 @@ class S3Backend:
             return
         _retrying(lambda: obstore.copy(_s3_store(bucket), source_key, key))
 
-    def open_input_file(self, uri: str, size: int | None) -> pa.NativeFile:
+    def open_input_file(self, uri: str, size: int | None, read_ahead: int = 0) -> pa.NativeFile:
         if size is None:
             size = self.head(uri).size
-        return pa.PythonFile(_RangedS3Reader(uri, size), mode="r")
+        return pa.PythonFile(_RangedS3Reader(uri, size, read_ahead), mode="r")
 
     def put_if_absent(self, uri: str, data: bytes) -> bool:
         """One PUT with ``If-None-Match: *``: S3 refuses it (412) when the object exists."""
