@@ -7,9 +7,10 @@ other, so memory is that of one partition at a time.
 A partition whose group is a single staging file already in the target band and in the lake's encoding (codec,
 schema; staging files are sorted) is copied as it is (a server-side copy on S3), not decoded and re-encoded.
 
-Otherwise staging files are streamed a row group at a time (on S3 one coalesced ranged read per row group, never
-the whole file), within a share of ``--worker-memory``. With ``--sort-by`` the staging files are already sorted, so they are
-merged as sorted runs (see :func:`sorting.merge_sorted_runs`) instead of being re-sorted in memory. Output names
+Otherwise staging files are streamed a row group at a time (on S3 by ranged GETs of up to 8 MiB, a few row groups
+each, never the whole file), within a share of ``--worker-memory``. With ``--sort-by`` the staging files are already
+sorted, so they are merged as sorted runs (see :func:`sorting.merge_sorted_runs`) instead of being re-sorted in
+memory. Output names
 derive from the group (``part-<group in partition>-<file>.parquet``), so a rerun overwrites; files a previous run
 of this group wrote beyond the new count are removed. The done-marker is written last.
 """
