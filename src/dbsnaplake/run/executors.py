@@ -139,9 +139,11 @@ class ProcessPool(Executor):
 
     def warm_up(self) -> None:
         """Start every worker now (each imports the stages): called as a run starts, so the workers' start-up
-        overlaps the plan instead of delaying the first group."""
-        for _ in range(self._workers):
-            self._pool.submit(warm_up)
+        overlaps the plan instead of delaying the first group. Only saves time: a pool that cannot start them now
+        starts them for the first group, as before."""
+        with contextlib.suppress(BrokenProcessPool, RuntimeError):
+            for _ in range(self._workers):
+                self._pool.submit(warm_up)
 
     def report_queue(self) -> Any:
         """Where tasks report progress (see :class:`dbsnaplake.progress.Report`): a queue served by a manager
