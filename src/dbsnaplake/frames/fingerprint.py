@@ -66,6 +66,10 @@ def _salt(path: str) -> int:
     return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little")
 
 
+def _valid(array: pa.Array) -> np.ndarray:
+    return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _hashed(values: pl.Series, path: str, kind: int) -> pl.Series:
     """Polars' hash of each value, seeded by the column's path and the values' kind."""
     return values.hash(_salt(path) ^ kind)
@@ -165,8 +169,7 @@ def _value_hashes(array: pa.Array | pa.ChunkedArray, path: str) -> np.ndarray:
         return total
     hashed = _plain_hashes(array, path)
     if array.null_count:
-        valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        return np.where(valid, hashed, _U64(0))
+        return np.where(_valid(array), hashed, _U64(0))
     return hashed.to_numpy() if isinstance(hashed, pl.Series) else hashed
 
 
@@ -179,7 +182,7 @@ def _dictionary_hashes(array: pa.DictionaryArray, path: str) -> np.ndarray:
     indices = np.asarray(array.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
     hashed: np.ndarray = distinct[indices]
     if array.null_count:
-        np.copyto(hashed, _U64(0), where=~np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool))
+        np.copyto(hashed, _U64(0), where=~_valid(array))
     return hashed
 
 

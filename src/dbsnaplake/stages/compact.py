@@ -166,13 +166,12 @@ def iter_staging_file(
 ) -> Iterator[pa.Table]:
     """Stream one staging file as tables of at most ``batch_rows`` rows, conformed to the lake schema, never the
     whole file at once. When a row group fits ``batch_rows``, a row group at a time: its column chunks fetched in
-    one coalesced read (on S3 one ranged GET per row group, not one per column); else a batch at a time, column
-    chunk by column chunk. ``mapped=False``: a local file is read with plain reads, not through a memory map.
-    ``read_ahead_bytes``: on S3, bytes each GET fetches at least (see :func:`storage.open_input_file`)."""
+    one coalesced read (not one per column); else a batch at a time, column chunk by column chunk. ``mapped=False``:
+    a local file is read with plain reads, not through a memory map. ``read_ahead_bytes``: on S3, bytes each GET
+    fetches at least (see :func:`storage.open_input_file`), so one GET serves several row groups."""
     try:
-        ahead = read_ahead_bytes
-        opened = storage.open_input_file(uri, size, ahead) if mapped else storage.open_for_streaming(uri, size, ahead)
-        with opened as f:
+        open_file = storage.open_input_file if mapped else storage.open_for_streaming
+        with open_file(uri, size, read_ahead_bytes) as f:
             parquet = pq.ParquetFile(f, pre_buffer=False)
             metadata = parquet.metadata
             if all(metadata.row_group(i).num_rows <= batch_rows for i in range(metadata.num_row_groups)):
@@ -224,10 +223,11 @@ def encode_partition(
         stream: Generator[pa.Table, None, None] = (table for table in rows)
     else:
         merge_memory = memory * MERGE_MEMORY_SHARE
-        batch_rows = int(merge_memory / (max(1, len(part.uris)) * bytes_per_row * IN_MEMORY_RATIO_GUESS))
+        n_files = max(1, len(part.uris))
+        batch_rows = int(merge_memory / (n_files * bytes_per_row * IN_MEMORY_RATIO_GUESS))
         batch_rows = max(1024, min(65_536, batch_rows))
         mapped = part.size <= memory * MAPPED_SHARE
-        ahead = min(storage.STREAM_READ_AHEAD, int(merge_memory / (READ_AHEAD_PARTS * max(1, len(part.uris)))))
+        ahead = min(storage.STREAM_READ_AHEAD, int(merge_memory / (READ_AHEAD_PARTS * n_files)))
         runs = [
             iter_staging_file(u, s, schema, batch_rows, mapped, ahead)
             for u, s in zip(part.uris, part.sizes, strict=True)

@@ -202,7 +202,8 @@ def make_durable(*roots: str) -> None:
 STREAM_READ_AHEAD = 8 * 1024**2
 """Bytes a ranged GET fetches at least on S3 for a file read in order (see :func:`open_input_file`): AWS's advice
 for ranged GETs is 8-16 MB, and it makes one request per few row groups or column chunks instead of one per read.
-(moto's server reads an object whole for every ranged GET: the 1 GiB bench on moto took 48 s instead of 65.)"""
+(moto's server reads an object whole for every ranged GET: the 1 GiB bench on moto took 48 s instead of 61-62,
+in paired runs.)"""
 
 
 def open_input_file(uri: str, size: int | None = None, read_ahead: int = 0) -> pa.NativeFile:
