@@ -1,23 +1,41 @@
 """Compaction tasks: small partitions packed into one task, a partition in one staging file copied as it is (server
-side on S3), and the lake those make is the lake of every row, validated, that a rerun leaves as it is."""
+side on S3), staging files whose rows came in --sort-by order joined (row groups copied) unless their ranges
+overlap, and the lake those make is the lake of every row, validated, that a rerun leaves as it is."""
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from dbsnaplake import storage
-from dbsnaplake.api import Ledger, compact, etl, plan, plan_compaction, read_manifest, run_pipeline
+from dbsnaplake.api import (
+    Ledger,
+    PipelineConfig,
+    RunResult,
+    build_manifest,
+    compact,
+    etl,
+    plan,
+    plan_compaction,
+    read_manifest,
+    run_pipeline,
+)
+from dbsnaplake.demo import orders_table
+from dbsnaplake.frames.sorting import is_sorted
 from dbsnaplake.ledger import COMPACT
 from dbsnaplake.manifest import PARTITION
 from dbsnaplake.records import PartitionFileGroup
-from dbsnaplake.stages.compact import PartitionSlice, can_copy
+from dbsnaplake.stages.compact import PartitionSlice, can_copy, in_lake_encoding, staging_footers
 from dbsnaplake.stages.etl import STAGING_COMPRESSION, PartitionRows, may_be_whole, staging_codec
 
 from .support.cli import dbsnaplake
-from .support.lake import expected_rows, lake_files, read_lake, same_rows
+from .support.lake import expected_rows, lake_files, read_file, read_lake, same_rows
 from .support.snapshots import make_orders_snapshot, orders_config, write_parquet
 
 
@@ -105,16 +123,18 @@ def test_only_a_staging_file_in_the_lake_encoding_is_copied(
     if schema_change:  # the lake's schema (unified over every ETL group) is wider than this file's
         lake_schema = lake_schema.append(pa.field("note", pa.string()))
     part = staging_like(local_root, table, compression)
+    footers = staging_footers(part, target_size=1024**2)
 
-    assert can_copy(part, lake_schema, "zstd", target_size=1024**2) is copied
+    assert footers is not None and can_copy(part, target_size=1024**2)
+    assert in_lake_encoding(footers, part.counts, lake_schema, "zstd") is copied
 
 
 def test_a_single_staging_file_over_the_target_band_is_not_copied(local_root: str) -> None:
     table = pa.table({"order_id": pa.array(range(10_000), pa.int64())})
     part = staging_like(local_root, table, "zstd")
 
-    assert can_copy(part, table.schema, "zstd", target_size=int(part.size * 1.2))
-    assert not can_copy(part, table.schema, "zstd", target_size=int(part.size / 1.2))
+    assert can_copy(part, target_size=int(part.size * 1.2))
+    assert not can_copy(part, target_size=int(part.size / 1.2))
 
 
 def test_copy_makes_an_identical_object_replacing_the_target(root: str) -> None:
@@ -139,6 +159,8 @@ def test_staging_uses_the_cheap_codec_but_for_a_lake_files_worth_of_a_partition(
     assert staging_codec(config, partition_rows=60, group_rows=100, group_size=1_000_000) == config.compression
     # a partition that goes on in the neighbouring group cannot be copied: the cheap codec, however big
     assert staging_codec(config, 60, 100, 1_000_000, may_be_whole=False) == STAGING_COMPRESSION
+    # rows that came in --sort-by order may be joined with the partition's other files: the lake's codec, however small
+    assert staging_codec(config, 1, 100, 1_000_000, may_be_whole=False, came_in_order=True) == config.compression
 
 
 def test_a_partition_at_either_end_of_a_group_is_taken_to_go_on_in_the_next_group() -> None:
@@ -155,8 +177,6 @@ def test_a_partition_at_either_end_of_a_group_is_taken_to_go_on_in_the_next_grou
 def test_a_staging_file_streams_the_same_rows_mapped_or_read(local_root: str, batch_rows: int) -> None:
     """Compaction reads a partition's staging files through memory maps when they are small against
     --worker-memory, else with plain reads (a map's pages would count in the worker's memory): the same rows."""
-    import pyarrow.parquet as pq
-
     from dbsnaplake.stages.compact import iter_staging_file
 
     uri = storage.join(local_root, "staging.parquet")
@@ -168,3 +188,99 @@ def test_a_staging_file_streams_the_same_rows_mapped_or_read(local_root: str, ba
     assert pa.concat_tables(read).equals(table) and pa.concat_tables(mapped).equals(table)
     assert [t.num_rows for t in read] == [t.num_rows for t in mapped]
     assert max(t.num_rows for t in read) <= min(batch_rows, 30)
+
+
+# ---- joining staging files whose rows came in --sort-by order -------------------------------------------------------
+
+
+def codecs_of(uri: str) -> set[str]:
+    metadata = pq.ParquetFile(io.BytesIO(storage.read_bytes(uri))).metadata
+    return {metadata.row_group(r).column(c).compression for r in range(metadata.num_row_groups) for c in range(metadata.num_columns)}
+
+
+def staging_files(config: PipelineConfig) -> list[str]:
+    return [uri for m, _ in Ledger(config.location).staging_manifests() for uri in m.column("uri")]
+
+
+def check_sorted_lake(config: PipelineConfig, result: RunResult) -> None:
+    assert result.validation.ok
+    for uri in lake_files(config):
+        assert is_sorted(read_file(uri), config.sort_by), f"{uri} is not sorted"
+    same_rows(read_lake(config), expected_rows(config), "order_id")
+
+
+def test_a_snapshot_in_key_order_is_staged_in_the_lake_encoding_and_joined_not_reencoded(root: str) -> None:
+    manifest = make_orders_snapshot(root, n_files=8, rows_per_file=12_000)  # order_time grows with order_id
+    size = read_manifest(manifest).size
+    # a group per two files, and lake files of a fraction of a partition: partitions span groups and files
+    config = orders_config(root, manifest, partition_by=("year",), group_size=size // 4, target_file_size=size // 8)
+
+    result = run_pipeline(config)
+
+    assert {codec for uri in staging_files(config) for codec in codecs_of(uri)} == {"ZSTD"}
+    # a partition whose rows all came in one staging file is copied as it is
+    assert sum(r.n_joined + r.n_copied for r in result.compaction) == len(lake_files(config)) > 3
+    assert sum(r.n_joined for r in result.compaction) > 3
+    assert result.validation.files_near_target >= 0.95
+    check_sorted_lake(config, result)
+
+
+def shuffled_snapshot(root: str, order: Callable[[int, int], np.ndarray]) -> str:
+    """Orders files whose rows are put in ``order(file, rows)`` (row numbers), with their manifest."""
+    rng = np.random.default_rng(3)
+    folder = storage.join(root, "snapshot")
+    for index in range(4):
+        table = orders_table(index * 3_000, 3_000, rng, 12_000)
+        write_parquet(storage.join(folder, f"part-{index}.parquet"), table.take(order(index, table.num_rows)))
+    manifest = storage.join(root, "manifests", "manifest-summary.json")
+    build_manifest(folder, manifest)
+    return manifest
+
+
+def test_rows_out_of_order_are_staged_in_the_cheap_codec_and_merged(local_root: str) -> None:
+    manifest = shuffled_snapshot(local_root, lambda index, n: np.random.default_rng(index).permutation(n))
+    config = orders_config(local_root, manifest, partition_by=("year",), group_size=read_manifest(manifest).size // 2)
+
+    result = run_pipeline(config)
+
+    assert "ZSTD" not in {codec for uri in staging_files(config) for codec in codecs_of(uri)}  # lz4_raw
+    assert sum(r.n_joined for r in result.compaction) == 0
+    check_sorted_lake(config, result)
+
+
+def test_groups_whose_rows_came_in_order_but_overlap_are_merged_not_joined(local_root: str) -> None:
+    """Each group's rows came in order (staged in the lake's encoding), but the groups' times interleave (two
+    exports of one period): the statistics show the overlap, so compaction merges the files instead of joining."""
+    rng = np.random.default_rng(5)
+    folder = storage.join(local_root, "snapshot")
+    start = np.datetime64("2022-03-01T00:00:00", "us")
+    for index in range(2):
+        table = orders_table(index * 5_000, 5_000, rng, 10_000)
+        seconds = np.arange(5_000) * 2 + index  # even seconds in one file, odd in the other
+        times = pa.array(start + seconds.astype("timedelta64[s]"), pa.timestamp("us"))
+        write_parquet(storage.join(folder, f"part-{index}.parquet"), table.set_column(2, "order_time", times))
+    manifest = storage.join(local_root, "manifests", "manifest-summary.json")
+    build_manifest(folder, manifest)
+    config = orders_config(local_root, manifest, partition_by=("year",), group_size=1)  # a group per file
+
+    result = run_pipeline(config)
+
+    assert {codec for uri in staging_files(config) for codec in codecs_of(uri)} == {"ZSTD"}
+    assert sum(r.n_joined for r in result.compaction) == 0
+    check_sorted_lake(config, result)
+
+
+def test_rerunning_a_joined_group_writes_the_same_bytes(local_root: str) -> None:
+    manifest = make_orders_snapshot(local_root, n_files=4, rows_per_file=12_000)
+    size = read_manifest(manifest).size
+    config = orders_config(local_root, manifest, partition_by=(), group_size=size // 2, target_file_size=size // 3)
+    result = run_pipeline(config)
+    assert sum(r.n_joined for r in result.compaction) > 1
+    before = {uri: storage.read_bytes(uri) for uri in lake_files(config)}
+
+    for group in result.compaction_plan.group_manifests:
+        again = dbsnaplake("compact", "--group-manifest", group)
+        assert again.returncode == 0, again.stderr
+
+    assert {uri: storage.read_bytes(uri) for uri in lake_files(config)} == before
+    assert dbsnaplake("validate", "--staging", config.location.s3dir_staging).returncode == 0

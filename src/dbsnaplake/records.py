@@ -409,6 +409,8 @@ class CompactResult(StoredRecord):
     ``partition``."""
     n_copied: int = 0
     """Files copied as they were from staging (already in the lake's encoding and size), not re-encoded."""
+    n_joined: int = 0
+    """Files written by joining staging files' row groups (their bytes copied, in order), not re-encoded."""
 
     @property
     def processed(self) -> tuple[int, int, int]:

@@ -4,8 +4,11 @@ A group is one partition (or part of a big one), or several small partitions pac
 :class:`~dbsnaplake.records.PartitionFileGroup`); each partition of a group is written on its own, one after the
 other, so memory is that of one partition at a time.
 
-A partition whose group is a single staging file already in the target band and in the lake's encoding (codec,
-schema; staging files are sorted) is copied as it is (a server-side copy on S3), not decoded and re-encoded.
+Staging files already in the lake's encoding (codec, schema; ETL writes a partition's rows so when they came in
+``--sort-by`` order, as in snapshots exported in key or time order) are not decoded and encoded again: a partition
+in one such file in the target band is copied as it is (a server-side copy on S3); files whose ``--sort-by`` ranges
+do not overlap (their row groups' statistics say) are *joined*: their row groups' bytes copied, one file after the
+other, into lake files of about the target size (see :mod:`dbsnaplake.frames.parquet_join`).
 
 Otherwise staging files are streamed a row group at a time (on S3 by ranged GETs of up to 8 MiB, a few row groups
 each, never the whole file), within a share of ``--worker-memory``. With ``--sort-by`` the staging files are already
@@ -29,6 +32,7 @@ import pyarrow.parquet as pq
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import SnapshotError
+from dbsnaplake.frames.parquet_join import CODECS, Footer, in_key_order, plan_files, read_footer, write_joined
 from dbsnaplake.frames.readers import read_row_groups
 from dbsnaplake.frames.schema import conform, decode_schema
 from dbsnaplake.frames.sorting import merge_sorted_runs, sort_table
@@ -38,7 +42,7 @@ from dbsnaplake.ledger import COMPACT, Ledger
 from dbsnaplake.manifest import N_RECORD, PARTITION, SIZE, URI, Manifest, read_group_manifest
 from dbsnaplake.progress import Report
 from dbsnaplake.read_ahead import read_ahead
-from dbsnaplake.records import CompactResult, GroupTiming, PartitionFileGroup, WrittenFile
+from dbsnaplake.records import CompactResult, GroupTiming, PartitionFileGroup, SortKey, WrittenFile
 from dbsnaplake.storage.parallel import map_io
 
 MERGE_MEMORY_SHARE = 0.25
@@ -56,6 +60,13 @@ READ_AHEAD_PARTS = 4
 IN_MEMORY_RATIO_GUESS = 4.0
 COPY_SIZE_TOLERANCE = 0.1
 """A single staging file up to 10 % over the target is copied: validation's band for files near the target."""
+JOIN_MIN_ROW_GROUP_SHARE = 1 / 32
+"""Staging files in the lake's encoding are joined (their row groups copied) only when their row groups average
+at least this share of the target: lake files of a few big row groups, not thousands of small ones (else their
+rows are decoded and written again, in row groups of an eighth of the target)."""
+JOIN_MAX_ROW_GROUP_SHARE = 0.15
+"""... and when none is bigger than this share of the target: files are cut between row groups, so a file misses
+the target by half a row group at most (ETL writes them an eighth of the target)."""
 MAX_COPY_SIZE = 5 * 1024**3
 """The largest object one S3 CopyObject copies."""
 PARALLEL_IO = 8
@@ -112,47 +123,92 @@ def partition_slices(manifest: Manifest, header: PartitionFileGroup) -> list[Par
     ]
 
 
-def parquet_codec(compression: str) -> str:
-    """The codec name a Parquet footer gives for ``--compression``-style names (``zstd`` → ``ZSTD``)."""
-    return "UNCOMPRESSED" if compression.lower() in ("none", "uncompressed") else compression.upper()
+def parquet_codec(compression: str) -> int:
+    """The codec number a Parquet footer gives for ``--compression``-style names (``zstd`` → ZSTD's)."""
+    name = "UNCOMPRESSED" if compression.lower() in ("none", "uncompressed") else compression.upper()
+    return CODECS.get(name, -1)
 
 
-def in_lake_encoding(metadata: pq.FileMetaData, file_schema: pa.Schema, schema: pa.Schema, compression: str) -> bool:
-    """Whether a staging file is as compaction would write it: the lake's schema, every column in its codec."""
-    codecs = {
-        metadata.row_group(r).column(c).compression
-        for r in range(metadata.num_row_groups)
-        for c in range(metadata.num_columns)
-    }
-    return metadata.num_rows > 0 and codecs == {parquet_codec(compression)} and file_schema.equals(schema)
-
-
-def can_copy(part: PartitionSlice, schema: pa.Schema, compression: str, target_size: int) -> bool:
-    """A whole partition in one staging file, in the target band and in the lake's encoding: copy it as it is
-    (staging files are sorted by ``--sort-by`` already). Reads the file's footer only."""
-    if part.groups_in_partition != 1 or len(part.uris) != 1:
-        return False
-    size = part.sizes[0]
-    if size > min(target_size * (1 + COPY_SIZE_TOLERANCE), MAX_COPY_SIZE):
-        return False
+def staging_footers(part: PartitionSlice, target_size: int) -> list[Footer] | None:
+    """The footers of a partition's staging files, when copying or joining them might be possible: the partition's
+    one file, or files big enough on average to give the lake big row groups; ``None`` otherwise (nothing read)."""
+    single = part.groups_in_partition == 1 and len(part.uris) == 1
+    if not part.uris or not (single or part.size >= len(part.uris) * target_size * JOIN_MIN_ROW_GROUP_SHARE):
+        return None
     try:
-        with storage.open_input_file(part.uris[0], size) as f:
-            parquet = pq.ParquetFile(f)
-            if parquet.metadata.num_rows != part.counts[0]:
-                return False
-            return in_lake_encoding(parquet.metadata, parquet.schema_arrow, schema, compression)
-    except FileNotFoundError:
-        raise _missing(part.uris[0]) from None
+        return [read_footer(uri, size) for uri, size in zip(part.uris, part.sizes, strict=True)]
+    except FileNotFoundError as exc:
+        raise _missing(str(exc.filename or part.uris[0])) from None
+    except SnapshotError:  # not the file ETL wrote (changed since?): decoded, validation compares its rows
+        return None
+
+
+def in_lake_encoding(footers: list[Footer], counts: tuple[int, ...], schema: pa.Schema, compression: str) -> bool:
+    """Whether staging files are as compaction would write them: the lake's schema, every column in its codec,
+    their row groups back to back (so they can be copied), the rows the manifest lists."""
+    codec = parquet_codec(compression)
+    first = footers[0]
+    return (
+        all(
+            footer.n_record == count > 0 and footer.codecs() == {codec} and footer.joins_with(first)
+            and footer.row_groups is not None
+            for footer, count in zip(footers, counts, strict=True)
+        )
+        and first.arrow_schema().equals(schema)
+    )  # fmt: skip
+
+
+def can_copy(part: PartitionSlice, target_size: int) -> bool:
+    """A whole partition in one staging file (in the lake's encoding) in the target band: copy it as it is."""
+    single = part.groups_in_partition == 1 and len(part.uris) == 1
+    return single and part.sizes[0] <= min(target_size * (1 + COPY_SIZE_TOLERANCE), MAX_COPY_SIZE)
+
+
+def joinable(
+    footers: list[Footer], sort_by: tuple[SortKey, ...], schema: pa.Schema, target_size: int
+) -> list[Footer] | None:
+    """Staging files (in the lake's encoding) whose row groups, copied one file after the other in the order
+    returned, make sorted lake files near the target of big row groups: their ``sort_by`` ranges do not overlap
+    (each file is sorted already) and their row groups average :data:`JOIN_MIN_ROW_GROUP_SHARE` of the target at
+    least, none over :data:`JOIN_MAX_ROW_GROUP_SHARE`."""
+    sizes = [group.length for footer in footers for group in footer.row_groups or ()]
+    too_small = sum(sizes) < len(sizes) * target_size * JOIN_MIN_ROW_GROUP_SHARE
+    if not sizes or too_small or max(sizes) > target_size * JOIN_MAX_ROW_GROUP_SHARE:
+        return None
+    return in_key_order(footers, sort_by, schema)
 
 
 def copy_partition(part: PartitionSlice, version_root: str) -> WrittenFile:
     """Copy a partition's one staging file to its data-lake name (atomically; server side on S3)."""
     target = part.output(version_root, 0)
     try:
-        storage.copy(part.uris[0], target)
+        storage.copy(part.uris[0], target, durable=False)  # durable with the group's other files
     except FileNotFoundError:
         raise _missing(part.uris[0]) from None
     return WrittenFile(target, part.sizes[0], part.counts[0])
+
+
+def join_partition(part: PartitionSlice, files: list[Footer], version_root: str, target_size: int) -> list[WrittenFile]:
+    """Write a partition's staging files' row groups, in ``files``' order, as data-lake files of about the target
+    size (see :mod:`dbsnaplake.frames.parquet_join`): their bytes copied, nothing decoded. A partition split over
+    several groups is divided evenly, as :class:`RollingParquetWriter` does with ``balanced``."""
+    pieces = [(footer, group) for footer in files for group in footer.row_groups or ()]
+    # a row group's size in a lake file: its bytes and its share of its file's footer (its metadata, mostly)
+    footer_shares = {id(footer): len(footer.raw) / max(1, len(footer.row_groups or ())) for footer in files}
+    sizes = [group.length + footer_shares[id(footer)] for footer, group in pieces]
+    n_files = max(1, round(sum(sizes) / target_size)) if part.groups_in_partition > 1 else None
+    written = []
+    start = 0
+    try:
+        for index, count in enumerate(plan_files(sizes, target_size, n_files)):
+            chosen, start = pieces[start : start + count], start + count
+            uri = part.output(version_root, index)
+            with storage.atomic_output(uri, durable=False) as local:  # durable with the group's other files
+                size = write_joined(local, chosen)
+            written.append(WrittenFile(uri, size, sum(group.n_record for _, group in chosen)))
+    except FileNotFoundError as exc:
+        raise _missing(str(exc.filename or part.uris[0])) from None
+    return written
 
 
 def _missing(uri: str) -> SnapshotError:
@@ -287,16 +343,26 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
     schema = decode_schema(header.schema)
     parts = partition_slices(manifest, header)
     target = header.target_file_size
-    copyable = map_io(lambda p: can_copy(p, schema, config.compression, target), parts, threads=PARALLEL_IO)
-    to_copy = [part for part, ok in zip(parts, copyable, strict=True) if ok]
+    footers = map_io(lambda p: staging_footers(p, target), parts, threads=PARALLEL_IO)
+    to_copy: list[PartitionSlice] = []
+    to_join: list[tuple[PartitionSlice, list[Footer]]] = []
+    for part, staged in zip(parts, footers, strict=True):
+        if staged is None or not in_lake_encoding(staged, part.counts, schema, config.compression):
+            continue
+        if can_copy(part, target):
+            to_copy.append(part)
+        elif (ordered := joinable(staged, config.sort_by, schema, target)) is not None:
+            to_join.append((part, ordered))
     copies = map_io(lambda p: copy_partition(p, header.version_root), to_copy, threads=PARALLEL_IO)
-    copied = {part.partition: file for part, file in zip(to_copy, copies, strict=True)}
-    to_encode = [part for part in parts if part.partition not in copied]
+    copied = {part.partition: [file] for part, file in zip(to_copy, copies, strict=True)}
+    joined = {part.partition: join_partition(part, staged, header.version_root, target) for part, staged in to_join}
+    to_encode = [part for part in parts if part.partition not in copied and part.partition not in joined]
     packed = read_packed(to_encode, schema, config.memory_per_worker) if header.packed else None
     outputs: list[list[WrittenFile]] = []
     for part in parts:
-        if part.partition in copied:
-            outputs.append([copied[part.partition]])
+        done = copied.get(part.partition) or joined.get(part.partition)
+        if done is not None:
+            outputs.append(done)
             if report is not None:
                 report(0, part.size, part.n_record)
         else:
@@ -327,6 +393,7 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
         if header.packed
         else (),
         n_copied=len(copied),
+        n_joined=sum(len(files) for files in joined.values()),
     )
     Ledger(config.location).mark_done(COMPACT, result)  # last: every file exists
     return result

@@ -5,7 +5,9 @@ The group's files are read into *chunks* of about 32 MiB of Arrow (many small fi
 file in slices of a few MiB), and each chunk is transformed, split by partition and converted to the lake's types at
 once: the cost per file is a read, not a transform. Each partition's rows stay in memory as plain Arrow; at the end
 they are sorted once (one sort of the key columns, then a few gathers) and streamed into the partition's staging
-file, written with a cheap codec (staging is temporary). Should a group's rows outgrow ``--worker-memory`` (the
+file, written with a cheap codec (staging is temporary); or, when they came in ``--sort-by`` order already (snapshots
+exported in key or time order), in the lake's encoding with lake-sized row groups, which compaction copies into lake
+files as they are (see :mod:`dbsnaplake.stages.compact`). Should a group's rows outgrow ``--worker-memory`` (the
 planner sizes groups so they do not), the biggest partitions are sorted and spilled to local disk as runs, merged
 with the rest at the end. The transform is applied to a chunk of files at a time: it must work row by row (SQL
 ``SELECT`` expressions, ``with_columns``, filters), not aggregate across rows; with ``--transform-scope group`` it
@@ -46,7 +48,7 @@ from dbsnaplake.frames.schema import conform, decode_schema, encode_schema, unif
 from dbsnaplake.frames.sorting import check_sort_keys, merge_sorted_runs, sorted_order
 from dbsnaplake.frames.transform import apply_transform
 from dbsnaplake.frames.types import for_polars, lake_schema, to_lake
-from dbsnaplake.frames.writer import dictionary_columns, open_parquet_writer
+from dbsnaplake.frames.writer import MAX_ROW_GROUP_ROWS, ROW_GROUPS_PER_FILE, dictionary_columns, open_parquet_writer
 from dbsnaplake.layout import STAGING_FILE_GROUPS_FOLDER
 from dbsnaplake.ledger import ETL, Ledger
 from dbsnaplake.manifest import (
@@ -71,6 +73,8 @@ from dbsnaplake.sources.readers import SOURCE_READERS
 COMPAT = pl.CompatLevel.oldest()
 
 STAGING_ROW_GROUP_ROWS = 65_536  # small row groups keep the compaction merge's memory low
+MIN_LAKE_ROW_GROUP_ROWS = 1024
+"""Row groups of fewer rows cost more in metadata than they hold (tiny targets): compaction then decodes them."""
 STAGING_COMPRESSION = "lz4_raw"
 """Staging files are temporary: a cheap codec (written and read once more by compaction). Low-cardinality columns
 are dictionary-encoded as in the lake (that is what makes them small), the others stay plain."""
@@ -140,10 +144,14 @@ def one_chunk(columns: list[pa.ChunkedArray], schema: pa.Schema) -> pa.Table:
 
 
 def sorted_slices(table: pa.Table, sort_by: Sequence[SortKey], rows: int) -> Iterator[pa.Table]:
-    """``table`` in ``sort_by`` order, ``rows`` rows at a time: one sort of the keys, then a few gathers, so the
-    sorted copy is never whole in memory. Rows already in order are only sliced. Others are first made one chunk: a
+    """``table`` in ``sort_by`` order, ``rows`` rows at a time (see :func:`gathered_slices`)."""
+    return gathered_slices(table, sorted_order(table, sort_by), rows)
+
+
+def gathered_slices(table: pa.Table, indices: pa.Array | None, rows: int) -> Iterator[pa.Table]:
+    """``table``'s rows ``indices`` (all, in order, when ``None``), ``rows`` rows at a time: a few gathers, so the
+    sorted copy is never whole in memory. Rows in order already are only sliced. Others are first made one chunk: a
     gather from a table of many chunks costs about as much however few rows it takes, from one chunk what it takes."""
-    indices = sorted_order(table, sort_by)
     if indices is None:  # no sort, or the rows were in order already: no copy
         yield from (table.slice(start, rows) for start in range(0, table.num_rows, rows))
         return
@@ -422,27 +430,65 @@ def rebatch(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
         yield pa.concat_tables(pending)
 
 
-def partition_stream(rows: PartitionRows, schema: pa.Schema, sort_by: Sequence[SortKey], source: str) -> Iterator[pa.Table]:
-    """A partition's rows in ``sort_by`` order: its rows in memory sorted once, merged with its spilled runs."""
-    held = rows.held(schema, source) if rows.pieces else None
-    rows.pieces = []
-    in_memory = sorted_slices(held, sort_by, STAGING_ROW_GROUP_ROWS) if held is not None else iter(())
-    if not rows.spilled:
-        return in_memory
-    runs = [_read_spilled(path, schema) for path in rows.spilled] + [in_memory]
-    merged = merge_sorted_runs(runs, sort_by) if sort_by else itertools.chain.from_iterable(runs)
-    return rebatch(merged, STAGING_ROW_GROUP_ROWS)
+@dataclass
+class SortedPartition:
+    """A partition's rows, ready to be streamed in ``--sort-by`` order: those in memory with their sort order
+    (found once), and its spilled runs."""
+
+    held: pa.Table | None
+    order: pa.Array | None
+    """The held rows' order (``None``: they are in order already)."""
+    spilled: list[Path]
+    sort_by: tuple[SortKey, ...]
+
+    @classmethod
+    def of(cls, rows: PartitionRows, schema: pa.Schema, sort_by: tuple[SortKey, ...], source: str) -> SortedPartition:
+        held = rows.held(schema, source) if rows.pieces else None
+        rows.pieces = []
+        return cls(held, sorted_order(held, sort_by) if held is not None else None, rows.spilled, sort_by)
+
+    @property
+    def came_in_order(self) -> bool:
+        """Whether the rows came in ``--sort-by`` order (or there is none): held, and in order as they were read."""
+        return not self.spilled and self.order is None
+
+    def stream(self, schema: pa.Schema, rows: int) -> Iterator[pa.Table]:
+        """The rows in order, ``rows`` at a time: those in memory merged with the spilled runs."""
+        held, self.held = self.held, None
+        in_memory = gathered_slices(held, self.order, rows) if held is not None else iter(())
+        if not self.spilled:
+            return in_memory
+        runs = [_read_spilled(path, schema) for path in self.spilled] + [in_memory]
+        merged = merge_sorted_runs(runs, self.sort_by) if self.sort_by else itertools.chain.from_iterable(runs)
+        return rebatch(merged, rows)
 
 
 def staging_codec(
-    config: PipelineConfig, partition_rows: int, group_rows: int, group_size: int, may_be_whole: bool = True
+    config: PipelineConfig,
+    partition_rows: int,
+    group_rows: int,
+    group_size: int,
+    may_be_whole: bool = True,
+    came_in_order: bool = False,
 ) -> str:
-    """The codec of a partition's staging file: the lake's when compaction may copy the file as it is, that is when
-    the partition may lie wholly in this group (``may_be_whole``) and the file is estimated (by its share of the
-    group's rows and bytes) to be a good part of a lake file; else the cheap one."""
+    """The codec of a partition's staging file: the lake's when compaction may copy the file as it is or join it
+    with the partition's other files (row groups copied, not encoded again), else the cheap one. Compaction may
+    join files whose rows came in ``--sort-by`` order (snapshot files exported in key or time order: the groups'
+    files then follow one another), and copy a file when the partition may lie wholly in this group
+    (``may_be_whole``) and the file is estimated (by its share of the group's rows and bytes) to be a good part of
+    a lake file."""
     estimated_size = group_size * partition_rows / max(1, group_rows)
     big_enough = estimated_size >= LAKE_CODEC_SHARE * config.target_file_size
-    return config.compression if may_be_whole and big_enough else STAGING_COMPRESSION
+    return config.compression if came_in_order or (may_be_whole and big_enough) else STAGING_COMPRESSION
+
+
+def lake_row_group_rows(config: PipelineConfig, bytes_per_row: float) -> int:
+    """Rows per row group of a staging file in the lake's encoding: lake-sized (an eighth of the target, as
+    :class:`~dbsnaplake.frames.writer.RollingParquetWriter` writes them), since compaction may copy them into the
+    lake as they are. ``bytes_per_row``: of the group's files in the lake's encoding written so far, or at first
+    of the snapshot's."""
+    rows = int(config.target_file_size / ROW_GROUPS_PER_FILE / max(bytes_per_row, 1e-3))
+    return max(MIN_LAKE_ROW_GROUP_ROWS, min(MAX_ROW_GROUP_ROWS, rows))
 
 
 def may_be_whole(partition: PartitionRows, n_chunks: int, n_group: int) -> bool:
@@ -456,16 +502,18 @@ def may_be_whole(partition: PartitionRows, n_chunks: int, n_group: int) -> bool:
 @dataclass(frozen=True)
 class StagingEncoding:
     """How a staging file is encoded: its codec, whether it has column statistics (a file compaction may copy into
-    the lake must), and its dictionary-encoded columns (chosen once per group: a group writes thousands of files)."""
+    the lake must), its dictionary-encoded columns (chosen once per group: a group writes thousands of files) and
+    its rows per row group."""
 
     codec: str
     statistics: bool
     dictionary: list[str]
+    row_group_rows: int = STAGING_ROW_GROUP_ROWS
 
 
 def write_staging_file(uri: str, tables: Iterator[pa.Table], encoding: StagingEncoding, n_record: int) -> int:
     """Write a partition's ``n_record`` rows (in order) into one staging Parquet file; return its size."""
-    if n_record <= STAGING_ROW_GROUP_ROWS:
+    if n_record <= encoding.row_group_rows:
         return _write_rows(uri, tables, encoding)
     # a partition of several row groups: the next one is gathered on a thread while this one is encoded
     with contextlib.closing(read_ahead(tables)) as ahead:
@@ -481,7 +529,7 @@ def _write_rows(uri: str, tables: Iterator[pa.Table], encoding: StagingEncoding)
             open_parquet_writer(sink, first, encoding.codec, encoding.statistics, encoding.dictionary) as writer,
         ):
             for table in itertools.chain([first], tables):
-                writer.write_table(table, row_group_size=STAGING_ROW_GROUP_ROWS)
+                writer.write_table(table, row_group_size=encoding.row_group_rows)
         return local.stat().st_size
 
 
@@ -507,16 +555,24 @@ def etl(group_manifest: str, config: PipelineConfig | None = None, report: Repor
         fingerprints: list[int] = []
         counts: list[int | None] = []
         paths: list[str] = []
+        lake_bytes = lake_rows = 0  # of the files written in the lake's encoding
         for path in sorted(rows.partitions):
             uri = config.location.staging_file(path, group)
             partition = rows.partitions.pop(path)
-            stream = partition_stream(partition, out_schema, config.sort_by, uri)
+            ordered = SortedPartition.of(partition, out_schema, config.sort_by, uri)
             whole = may_be_whole(partition, rows.n_chunks, header.n_group)
-            codec = staging_codec(config, partition.n_record, rows.n_record_out, manifest.size, whole)
-            # a file in the lake's codec may be copied into the lake as it is: it keeps the statistics lake files
-            # have; the others are only ever read in full, by compaction
-            encoding = StagingEncoding(codec, codec == config.compression, dictionary)
+            group_rows, group_size = rows.n_record_out, manifest.size
+            codec = staging_codec(config, partition.n_record, group_rows, group_size, whole, ordered.came_in_order)
+            # a file in the lake's codec may be copied into the lake as it is: it has the statistics and the row
+            # groups lake files have; the others are only ever read in full, by compaction
+            in_lake = codec == config.compression
+            bytes_per_row = lake_bytes / lake_rows if lake_rows else group_size / max(1, group_rows)
+            row_group_rows = lake_row_group_rows(config, bytes_per_row) if in_lake else STAGING_ROW_GROUP_ROWS
+            encoding = StagingEncoding(codec, in_lake, dictionary, row_group_rows)
+            stream = ordered.stream(out_schema, row_group_rows)
             sizes.append(write_staging_file(uri, stream, encoding, partition.n_record))
+            if in_lake:
+                lake_bytes, lake_rows = lake_bytes + sizes[-1], lake_rows + partition.n_record
             fingerprints.append(partition.rows_fingerprint)
             uris.append(uri)
             counts.append(partition.n_record)

@@ -165,13 +165,14 @@ def replace_if_unchanged(uri: str, data: bytes, version: str | None) -> bool:
     return backend(uri).replace_if_unchanged(uri, data, version)
 
 
-def copy(source: str, target: str) -> None:
+def copy(source: str, target: str, durable: bool = True) -> None:
     """Copy the object ``source`` to ``target`` atomically: a server-side copy on S3 (no bytes through this
-    machine), a copy to a temporary name then a rename on local disk. Both URIs must be of one kind; a missing
-    ``source`` raises ``FileNotFoundError``."""
+    machine), a copy to a temporary name then a rename on local disk (``durable=False``: not flushed to the disk;
+    the caller calls :func:`make_durable` before it records the file, as with :func:`atomic_output`). Both URIs must
+    be of one kind; a missing ``source`` raises ``FileNotFoundError``."""
     if is_s3(source) != is_s3(target):
         raise ValueError(f"cannot copy between local disk and S3: {source} -> {target}")
-    backend(target).copy(source, target)
+    backend(target).copy(source, target, durable)
 
 
 def write_bytes(uri: str, data: bytes) -> None:

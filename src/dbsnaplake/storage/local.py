@@ -122,11 +122,11 @@ class LocalBackend:
         """A memory map (``read_ahead`` is for S3: the page cache reads ahead here)."""
         return pa.memory_map(uri, "r")
 
-    def copy(self, source: str, target: str) -> None:
+    def copy(self, source: str, target: str, durable: bool = True) -> None:
         path = self.temp_path_for(target)
         try:
             shutil.copyfile(source, path)
-            self.publish(path, target)
+            self.publish(path, target, durable)
         finally:
             path.unlink(missing_ok=True)
 

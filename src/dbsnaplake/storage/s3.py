@@ -337,7 +337,7 @@ class S3Backend:
     def sync(self) -> None:
         """Nothing to do: every PUT is durable when it returns."""
 
-    def copy(self, source: str, target: str) -> None:
+    def copy(self, source: str, target: str, durable: bool = True) -> None:
         """One CopyObject within a bucket (atomic, server side; objects up to 5 GiB); across buckets, a GET and a
         PUT through this machine."""
         import obstore
