@@ -79,16 +79,14 @@ def _integer_hashes(array: pa.Array, path: str) -> pl.Series:
     return _hashed(pl.Series(pc.cast(array, pa.int64(), safe=False)), path, _KIND_INT)
 
 
-def _float_hashes(array: pa.Array, path: str) -> np.ndarray:
-    """Integral floats hash as the integer they equal; the others as floats (Polars hashes every NaN alike)."""
-    floats = np.asarray(pc.cast(array, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
-    with np.errstate(invalid="ignore"):  # NaN and the infinities: INT64_MIN, which does not equal them back
-        integers = floats.astype(np.int64)
-        integral = integers.astype(np.float64) == floats
-    as_integers = _hashed(pl.Series(integers), path, _KIND_INT).to_numpy()
-    as_floats = _hashed(pl.Series(floats), path, _KIND_FLOAT).to_numpy()
-    result: np.ndarray = np.where(integral, as_integers, as_floats)
-    return result
+def _float_hashes(array: pa.Array, path: str) -> pl.Series:
+    """Integral floats hash as the integer they equal; the others as floats (Polars hashes every NaN alike). In
+    Polars, one pass each: NaN, the infinities and floats past the int64 range cast to null, not integral."""
+    floats = pl.Series(pc.cast(array, pa.float64())).fill_null(0.0)
+    integers = floats.cast(pl.Int64, strict=False)
+    integral = (integers.cast(pl.Float64) == floats).fill_null(False)
+    as_integers, as_floats = _hashed(integers, path, _KIND_INT), _hashed(floats, path, _KIND_FLOAT)
+    return pl.select(pl.when(integral).then(as_integers).otherwise(as_floats)).to_series()
 
 
 def _decimal_hashes(array: pa.Array, path: str) -> pl.Series:
