@@ -159,8 +159,10 @@ def test_staging_uses_the_cheap_codec_but_for_a_lake_files_worth_of_a_partition(
     assert staging_codec(config, partition_rows=60, group_rows=100, group_size=1_000_000) == config.compression
     # a partition that goes on in the neighbouring group cannot be copied: the cheap codec, however big
     assert staging_codec(config, 60, 100, 1_000_000, may_be_whole=False) == STAGING_COMPRESSION
-    # rows that came in --sort-by order may be joined with the partition's other files: the lake's codec, however small
-    assert staging_codec(config, 1, 100, 1_000_000, may_be_whole=False, came_in_order=True) == config.compression
+    # rows that came in --sort-by order may be joined with the partition's other files: the lake's codec when the
+    # file may be worth joining (1/32 of the target), the cheap codec for tiny ones (decoded and packed together)
+    assert staging_codec(config, 4, 100, 1_000_000, may_be_whole=False, came_in_order=True) == config.compression
+    assert staging_codec(config, 2, 100, 1_000_000, may_be_whole=False, came_in_order=True) == STAGING_COMPRESSION
 
 
 def test_a_partition_at_either_end_of_a_group_is_taken_to_go_on_in_the_next_group() -> None:

@@ -32,6 +32,13 @@ TAIL_READ = 64 * 1024
 """Bytes read from a file's end to find its footer (one request for a footer up to this size)."""
 COPY_PIECE = 16 * 1024**2
 """Row group bytes are copied this many at a time at most (memory: one piece)."""
+JOIN_MIN_ROW_GROUP_SHARE = 1 / 32
+"""Files are joined (their row groups copied) only when their row groups average at least this share of the target
+file size: lake files of a few big row groups, not thousands of small ones. ETL stages a partition in the lake's
+encoding only when its file may be that big; compaction decodes and writes again the rows of smaller ones."""
+JOIN_MAX_ROW_GROUP_SHARE = 0.15
+"""... and when none is bigger than this share of the target: files are cut between row groups, so a file misses
+the target by half a row group at most (ETL writes them an eighth of the target)."""
 MAX_ORDINAL = 2**15 - 1
 CODECS = {"UNCOMPRESSED": 0, "SNAPPY": 1, "GZIP": 2, "LZO": 3, "BROTLI": 4, "LZ4": 5, "ZSTD": 6, "LZ4_RAW": 7}
 

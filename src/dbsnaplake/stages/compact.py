@@ -32,7 +32,16 @@ import pyarrow.parquet as pq
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import SnapshotError
-from dbsnaplake.frames.parquet_join import CODECS, Footer, in_key_order, plan_files, read_footer, write_joined
+from dbsnaplake.frames.parquet_join import (
+    CODECS,
+    JOIN_MAX_ROW_GROUP_SHARE,
+    JOIN_MIN_ROW_GROUP_SHARE,
+    Footer,
+    in_key_order,
+    plan_files,
+    read_footer,
+    write_joined,
+)
 from dbsnaplake.frames.readers import read_row_groups
 from dbsnaplake.frames.schema import conform, decode_schema
 from dbsnaplake.frames.sorting import merge_sorted_runs, sort_table
@@ -60,13 +69,6 @@ READ_AHEAD_PARTS = 4
 IN_MEMORY_RATIO_GUESS = 4.0
 COPY_SIZE_TOLERANCE = 0.1
 """A single staging file up to 10 % over the target is copied: validation's band for files near the target."""
-JOIN_MIN_ROW_GROUP_SHARE = 1 / 32
-"""Staging files in the lake's encoding are joined (their row groups copied) only when their row groups average
-at least this share of the target: lake files of a few big row groups, not thousands of small ones (else their
-rows are decoded and written again, in row groups of an eighth of the target)."""
-JOIN_MAX_ROW_GROUP_SHARE = 0.15
-"""... and when none is bigger than this share of the target: files are cut between row groups, so a file misses
-the target by half a row group at most (ETL writes them an eighth of the target)."""
 MAX_COPY_SIZE = 5 * 1024**3
 """The largest object one S3 CopyObject copies."""
 PARALLEL_IO = 8

@@ -35,6 +35,7 @@ from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import DbSnapLakeError, SnapshotError, TransformError
 from dbsnaplake.frames import fingerprint
+from dbsnaplake.frames.parquet_join import JOIN_MIN_ROW_GROUP_SHARE
 from dbsnaplake.frames.partitioning import partition_path
 from dbsnaplake.frames.readers import (
     PARQUET,
@@ -474,12 +475,14 @@ def staging_codec(
     """The codec of a partition's staging file: the lake's when compaction may copy the file as it is or join it
     with the partition's other files (row groups copied, not encoded again), else the cheap one. Compaction may
     join files whose rows came in ``--sort-by`` order (snapshot files exported in key or time order: the groups'
-    files then follow one another), and copy a file when the partition may lie wholly in this group
-    (``may_be_whole``) and the file is estimated (by its share of the group's rows and bytes) to be a good part of
-    a lake file."""
+    files then follow one another) and are estimated (by their share of the group's rows and bytes) big enough
+    (:data:`JOIN_MIN_ROW_GROUP_SHARE` of the target: tiny partitions are decoded and packed together instead, and
+    the lake's codec costs more per file), and copy a file when the partition may lie wholly in this group
+    (``may_be_whole``) and the file is a good part of a lake file."""
     estimated_size = group_size * partition_rows / max(1, group_rows)
+    joinable = came_in_order and estimated_size >= JOIN_MIN_ROW_GROUP_SHARE * config.target_file_size
     big_enough = estimated_size >= LAKE_CODEC_SHARE * config.target_file_size
-    return config.compression if came_in_order or (may_be_whole and big_enough) else STAGING_COMPRESSION
+    return config.compression if joinable or (may_be_whole and big_enough) else STAGING_COMPRESSION
 
 
 def lake_row_group_rows(config: PipelineConfig, bytes_per_row: float) -> int:
