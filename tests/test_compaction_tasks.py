@@ -263,7 +263,8 @@ def test_groups_whose_rows_came_in_order_but_overlap_are_merged_not_joined(local
         write_parquet(storage.join(folder, f"part-{index}.parquet"), table.set_column(2, "order_time", times))
     manifest = storage.join(local_root, "manifests", "manifest-summary.json")
     build_manifest(folder, manifest)
-    config = orders_config(local_root, manifest, partition_by=("year",), group_size=1)  # a group per file
+    size = read_manifest(manifest).size  # a group per file, each file a good part of a lake file
+    config = orders_config(local_root, manifest, partition_by=("year",), group_size=1, target_file_size=size)
 
     result = run_pipeline(config)
 
