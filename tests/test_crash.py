@@ -44,18 +44,22 @@ def manifest_of(root: str) -> str:
     return storage.join(root, "manifests", "manifest-summary.json")
 
 
-def options(root: str) -> list[str]:
+JOINING = ("--partition-by", "year", "--target-file-size", "300KB")
+"""Options under which compaction joins staging files (rows in time order, files a good part of a lake file)."""
+
+
+def options(root: str, extra: tuple[str, ...] = ()) -> list[str]:
     """The CLI's test options, with a transform slow enough to hit and small groups and files (later flags win)."""
     small = ["--transform", TRANSFORM, "--group-size", "40KB", "--target-file-size", "16KB"]
-    return [*stage_options(root, manifest_of(root)), *small]
+    return [*stage_options(root, manifest_of(root)), *small, *extra]
 
 
 def config_of(root: str) -> PipelineConfig:
     return orders_config(root, manifest_of(root), transform=TRANSFORM)
 
 
-def command(root: str) -> list[str]:
-    return [str(Path(sys.executable).with_name("dbsnaplake")), "run", *options(root)]
+def command(root: str, extra: tuple[str, ...] = ()) -> list[str]:
+    return [str(Path(sys.executable).with_name("dbsnaplake")), "run", *options(root, extra)]
 
 
 def env() -> dict[str, str]:
@@ -116,11 +120,15 @@ class Outcome:
     stderr: str = ""
 
 
-def kill_during(root: str, target: str, stage: str, rng: random.Random) -> Outcome:
-    """Start a run, wait for ``stage``, wait a random part of it, SIGKILL ``target``; return when it exited."""
+def kill_during(
+    root: str, target: str, stage: str, rng: random.Random, extra: tuple[str, ...] = (), within: float | None = None
+) -> Outcome:
+    """Start a run, wait for ``stage``, wait a random part of it (of ``within`` seconds, or of the stage's usual
+    length), SIGKILL ``target``; return when it exited."""
     config = config_of(root)
     run = subprocess.Popen(
-        command(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True
+        command(root, extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+        start_new_session=True,
     )
     killed, seen = False, "?"
     try:
@@ -134,7 +142,7 @@ def kill_during(root: str, target: str, stage: str, rng: random.Random) -> Outco
             ):
                 break  # the stage went by between two looks: kill now, somewhere later
             time.sleep(0.003)
-        time.sleep(rng.uniform(0, STAGE_SECONDS[stage]))
+        time.sleep(rng.uniform(0, STAGE_SECONDS[stage] if within is None else within))
         if run.poll() is None:
             if target == "orchestrator":
                 run.send_signal(signal.SIGKILL)
@@ -186,6 +194,37 @@ def crash_trial(root: str, seed: int, target: str, stage: str, clean: list[dict[
     on_disk = sorted(u[len(config.location.s3dir_datalake) :] for u in lake if u.endswith(".parquet"))
     assert on_disk == [f["path"] for f in clean], "the lake holds files no commit lists"
     debris = list(Path(root, "datalake").rglob("*.dbsnaplake-tmp")) if not root.startswith("s3://") else []
+    assert not debris, debris
+
+
+@pytest.fixture(scope="module")
+def clean_joined_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, object]]:
+    root = str(tmp_path_factory.mktemp("clean-joined"))
+    make_orders_snapshot(root, n_files=8, rows_per_file=600)
+    finished = run_to_end([*command(root, JOINING), "--output", "json"])
+    assert finished.returncode == 0, finished.stderr
+    compacted = json.loads(finished.stdout)["tables"][0]
+    assert compacted["compacted"]["joined"] > 0, "compaction joined no staging files: the trials would not test it"
+    return committed_files(root)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "target"), [(s, t) for s in range(3) for t in ("worker", "orchestrator")])
+def test_a_run_killed_while_compaction_joins_staging_files_resumes_to_the_clean_result(
+    tmp_path: Path, clean_joined_run: list[dict[str, object]], seed: int, target: str
+) -> None:
+    """Joining is quick: the kill lands within the first 50 ms of compaction (or just after it)."""
+    root = str(tmp_path)
+    make_orders_snapshot(root, n_files=8, rows_per_file=600)
+    outcome = kill_during(root, target, "compact", random.Random(seed), JOINING, within=0.05)
+    assert outcome.killed and outcome.stage_seen == "compact", outcome
+    rerun = run_to_end(command(root, JOINING))
+    assert rerun.returncode == 0, f"{outcome}: {rerun.stderr}"
+    assert "validation: OK" in rerun.stdout
+    config = config_of(root)
+    same_rows(read_lake(config), expected_rows(config), key="order_id")
+    assert committed_files(root) == clean_joined_run, "the committed files differ from a clean run's"
+    debris = list(Path(root, "datalake").rglob("*.dbsnaplake-tmp"))
     assert not debris, debris
 
 

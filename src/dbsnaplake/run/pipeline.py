@@ -69,11 +69,19 @@ class RunResult:
             "snapshot": self.plan.stats.to_dict(),
             "group_size": self.plan.group_size.to_dict(),
             "groups": {"etl": len(self.plan.group_manifests), "compact": len(self.compaction_plan.group_manifests)},
+            "compacted": self.compacted(),
             "skipped": dict(self.skipped),
             "validation": self.validation.to_dict(),
             "published": self.published.to_dict() if self.published else None,
             "seconds": dict(self.seconds),
         }
+
+    def compacted(self) -> dict[str, int]:
+        """How compaction made the data-lake files: joined from staging row groups, copied whole, encoded anew."""
+        joined = sum(r.n_joined for r in self.compaction)
+        copied = sum(r.n_copied for r in self.compaction)
+        written = sum(len(r.files) for r in self.compaction)
+        return {"joined": joined, "copied": copied, "encoded": written - joined - copied}
 
     def __str__(self) -> str:
         v, p = self.validation, self.plan.stats
