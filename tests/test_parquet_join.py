@@ -283,3 +283,34 @@ def test_planned_files_take_every_row_group_once_and_miss_the_target_by_half_a_r
         assert size + nxt / 2 >= target or count == 0  # closed only when one more would go further from it
         assert size - sizes[start + count - 1] / 2 <= target or count == 1
         start += count
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kind=st.sampled_from([pa.int64(), pa.int16(), pa.string(), pa.timestamp("ns"), pa.date32()]),
+    files=st.lists(st.lists(st.integers(-50, 50), min_size=1, max_size=8), min_size=1, max_size=4),
+    descending=st.booleans(),
+)
+def test_files_put_in_key_order_are_sorted_one_after_the_other(
+    tmp_path: Path, kind: pa.DataType, files: list[list[int]], descending: bool
+) -> None:
+    """Whatever the files' ranges, an order given is a sorted one; and files drawn apart are always put in order."""
+
+    def typed(values: list[int]) -> pa.Array:
+        if pa.types.is_string(kind):
+            return pa.array([f"{v + 100:03d}" for v in values])  # text in the numbers' order
+        return pa.array(values, pa.int64()).cast(kind) if not pa.types.is_date32(kind) else pa.array(values, pa.int32()).cast(kind)
+
+    tables = [pa.table({"key": typed(sorted(values, reverse=descending))}) for values in files]
+    footers = [write(tmp_path / f"{k}.parquet", table, row_group_size=3) for k, table in enumerate(tables)]
+
+    ordered = in_key_order(footers, [SortKey("key", descending)], tables[0].schema)
+
+    disjoint = all(
+        max(a) < min(b) or max(b) < min(a) for i, a in enumerate(files) for b in files[i + 1 :]
+    )
+    assert ordered is not None or not disjoint
+    if ordered is not None:
+        keys = pa.concat_tables([pq.read_table(f.uri) for f in ordered])["key"]
+        order = "descending" if descending else "ascending"
+        assert keys.equals(keys.take(pc.sort_indices(keys, sort_keys=[("key", order)])))
