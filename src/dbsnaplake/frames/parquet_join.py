@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -76,7 +76,8 @@ class Footer:
 
     @property
     def _row_groups(self) -> list[Struct]:
-        return list(self.metadata[_FILE_ROW_GROUPS].value.items)
+        items: list[Struct] = self.metadata[_FILE_ROW_GROUPS].value.items
+        return items
 
     @property
     def n_record(self) -> int:
@@ -299,9 +300,9 @@ def _runs(pieces: Sequence[tuple[Footer, RowGroupBytes]]) -> list[tuple[Footer, 
     return runs
 
 
-def _copy_range(uri: str, start: int, length: int, out: object) -> None:
+def _copy_range(uri: str, start: int, length: int, out: BinaryIO) -> None:
     for offset in range(0, length, COPY_PIECE):
-        out.write(storage.read_range(uri, start + offset, min(COPY_PIECE, length - offset)))  # type: ignore[attr-defined]
+        out.write(storage.read_range(uri, start + offset, min(COPY_PIECE, length - offset)))
 
 
 def _moved(footer: Footer, group: RowGroupBytes, shift: int, ordinal: int) -> Struct:

@@ -94,6 +94,11 @@ class PartitionSlice:
     def size(self) -> int:
         return sum(self.sizes)
 
+    @property
+    def whole_in_one_file(self) -> bool:
+        """The whole partition is this slice's one staging file (no other group holds any of it)."""
+        return self.groups_in_partition == 1 and len(self.uris) == 1
+
     def output(self, version_root: str, index: int) -> str:
         return datalake_file(version_root, self.partition, self.group_in_partition, index)
 
@@ -134,8 +139,7 @@ def parquet_codec(compression: str) -> int:
 def staging_footers(part: PartitionSlice, target_size: int) -> list[Footer] | None:
     """The footers of a partition's staging files, when copying or joining them might be possible: the partition's
     one file, or files big enough on average to give the lake big row groups; ``None`` otherwise (nothing read)."""
-    single = part.groups_in_partition == 1 and len(part.uris) == 1
-    if not part.uris or not (single or part.size >= len(part.uris) * target_size * JOIN_MIN_ROW_GROUP_SHARE):
+    if not part.uris or not (part.whole_in_one_file or part.size >= len(part.uris) * target_size * JOIN_MIN_ROW_GROUP_SHARE):
         return None
     try:
         return [read_footer(uri, size) for uri, size in zip(part.uris, part.sizes, strict=True)]
@@ -162,8 +166,7 @@ def in_lake_encoding(footers: list[Footer], counts: tuple[int, ...], schema: pa.
 
 def can_copy(part: PartitionSlice, target_size: int) -> bool:
     """A whole partition in one staging file (in the lake's encoding) in the target band: copy it as it is."""
-    single = part.groups_in_partition == 1 and len(part.uris) == 1
-    return single and part.sizes[0] <= min(target_size * (1 + COPY_SIZE_TOLERANCE), MAX_COPY_SIZE)
+    return part.whole_in_one_file and part.sizes[0] <= min(target_size * (1 + COPY_SIZE_TOLERANCE), MAX_COPY_SIZE)
 
 
 def joinable(
