@@ -1,8 +1,10 @@
-"""Reading S3 objects in order with ``read_ahead``: the same bytes, far fewer GETs (against the moto server)."""
+"""Reading S3 objects in order with ``read_ahead``: the same bytes, one GET per file read through (against the moto
+server), and a response broken off midway is asked for again."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import obstore
@@ -30,15 +32,19 @@ def s3_object(s3_server: str) -> str:
 
 
 class _CountedGets:
+    """Counts the GETs made (ranged and streamed)."""
+
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        real = obstore.get_range
+        for name in ("get", "get_range"):
+            monkeypatch.setattr(obstore, name, self._counted(getattr(obstore, name)))
 
+    def _counted(self, real: Any) -> Any:
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(obstore, "get_range", counted)
+        return counted
 
 
 def read_in_order(uri: str, read_ahead: int, step: int) -> bytes:
@@ -54,10 +60,77 @@ def test_reading_in_order_with_read_ahead_gets_the_same_bytes_in_few_requests(
     assert gets.calls == 48  # one GET per read
     gets.calls = 0
     assert read_in_order(s3_object, 1024**2, 64 * 1024) == OBJECT
-    assert gets.calls == 3  # one per MiB read ahead
+    assert gets.calls == 1  # one streamed GET, taken a MiB at a time
     gets.calls = 0
     assert read_in_order(s3_object, 1024**2, 5 * 1024**2) == OBJECT  # reads bigger than the read-ahead: as asked
     assert gets.calls == 1
+
+
+def test_reads_that_skip_a_little_stay_on_one_get_and_reads_behind_or_far_ahead_open_another(
+    s3_object: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gets = _CountedGets(monkeypatch)
+    with storage.open_input_file(s3_object, len(OBJECT), 256 * 1024) as f:
+        assert f.read(1000) == OBJECT[:1000]
+        f.seek(200_000)  # within the read-ahead of what came: read on from the same response
+        assert f.read(1000) == OBJECT[200_000:201_000]
+        assert f.read(700_000) == OBJECT[201_000:901_000]
+        assert gets.calls == 1
+        f.seek(100)  # behind the bytes held: another GET
+        assert f.read(10) == OBJECT[100:110]
+        assert gets.calls == 2
+        f.seek(2 * 1024**2)  # far ahead: another GET
+        assert f.read(10) == OBJECT[2 * 1024**2 : 2 * 1024**2 + 10]
+        assert gets.calls == 3
+
+
+def test_a_response_broken_off_midway_is_asked_for_again_from_the_next_byte(
+    s3_object: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream's connection fails after each chunk (as a dropped connection or a timed-out request would): the
+    read asks for the rest again, from the byte it needs, and gets the object's bytes."""
+    real_get = obstore.get
+    opened: list[int] = []
+
+    chunks_before_breaking = 1
+
+    class BreaksOff:
+        def __init__(self, result: Any) -> None:
+            self.result = result
+            self.meta = result.meta
+
+        def stream(self, min_chunk_size: int) -> Iterator[bytes]:
+            chunks = iter(self.result.stream(min_chunk_size=min_chunk_size))
+            for _ in range(chunks_before_breaking):
+                yield next(chunks)
+            raise RuntimeError("connection reset by peer")
+
+    def breaking_get(*args: Any, **kwargs: Any) -> Any:
+        opened.append(kwargs["options"]["range"]["offset"])
+        return BreaksOff(real_get(*args, **kwargs))
+
+    monkeypatch.setattr(obstore, "get", breaking_get)
+    monkeypatch.setattr("dbsnaplake.storage.s3.STREAM_REOPENS", 10)
+    assert read_in_order(s3_object, 1024**2, 64 * 1024) == OBJECT
+    assert opened[0] == 0 and len(opened) >= 3 and opened == sorted(set(opened))  # each time from the next byte
+    chunks_before_breaking = 0  # a response that breaks off at once, every time: the read fails after the reopens
+    opened.clear()
+    with pytest.raises(storage.StorageError, match="connection reset"):
+        read_in_order(s3_object, 1024**2, 64 * 1024)
+    assert opened == [0] * 11
+
+
+def test_a_streamed_read_refuses_bytes_of_an_object_replaced_midway(s3_server: str) -> None:
+    """The response broken off, the rest is asked for of the same version: an object replaced meanwhile fails the
+    read (If-Match), never a file stitched from two versions."""
+    uri = f"s3://{S3_BUCKET}/read-ahead/replaced.bin"
+    storage.write_bytes(uri, OBJECT)
+    with storage.open_input_file(uri, len(OBJECT), 64 * 1024) as f:
+        assert f.read(10) == OBJECT[:10]
+        storage.write_bytes(uri, OBJECT[::-1])
+        f.seek(2 * 1024**2)  # far ahead: a new GET, which must be of the version read so far
+        with pytest.raises((storage.StorageError, OSError)):
+            f.read(10)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

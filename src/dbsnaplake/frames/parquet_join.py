@@ -267,7 +267,7 @@ def _even_files(sizes: Sequence[float], n_files: int) -> list[int]:
 def write_joined(path: Path, pieces: Sequence[tuple[Footer, RowGroupBytes]]) -> int:
     """Write the row groups ``pieces`` (from files that :meth:`Footer.joins_with` one another) one after the other
     as one Parquet file at local ``path``; return its size. Consecutive row groups of one file are copied in one
-    read (in pieces of at most :data:`COPY_PIECE` bytes)."""
+    read (one GET on S3), in pieces of at most :data:`COPY_PIECE` bytes."""
     if not pieces:
         raise ValueError("no row groups to join")
     row_groups: list[Struct] = []
@@ -275,7 +275,7 @@ def write_joined(path: Path, pieces: Sequence[tuple[Footer, RowGroupBytes]]) -> 
         out.write(MAGIC)
         for footer, run in _runs(pieces):
             begin, end = run[0].start, run[-1].start + run[-1].length
-            _copy_range(footer.uri, begin, end - begin, out)
+            _copy_range(footer, begin, end - begin, out)
             shift = out.tell() - end
             row_groups += [_moved(footer, group, shift, len(row_groups) + k) for k, group in enumerate(run)]
         metadata = dict(pieces[0][0].metadata)
@@ -300,9 +300,14 @@ def _runs(pieces: Sequence[tuple[Footer, RowGroupBytes]]) -> list[tuple[Footer, 
     return runs
 
 
-def _copy_range(uri: str, start: int, length: int, out: BinaryIO) -> None:
-    for offset in range(0, length, COPY_PIECE):
-        out.write(storage.read_range(uri, start + offset, min(COPY_PIECE, length - offset)))
+def _copy_range(footer: Footer, start: int, length: int, out: BinaryIO) -> None:
+    with storage.open_for_streaming(footer.uri, footer.size, COPY_PIECE) as source:
+        source.seek(start)
+        for offset in range(0, length, COPY_PIECE):
+            piece = source.read(min(COPY_PIECE, length - offset))
+            if not piece:
+                raise SnapshotError(f"staging file {footer.uri} ends before its footer says: start over with --fresh")
+            out.write(piece)
 
 
 def _moved(footer: Footer, group: RowGroupBytes, shift: int, ordinal: int) -> Struct:

@@ -44,6 +44,7 @@ from dbsnaplake.frames.readers import (
     detect_format,
     read_parquet_batches,
     read_snapshot_file,
+    read_table,
 )
 from dbsnaplake.frames.schema import conform, decode_schema, encode_schema, unify
 from dbsnaplake.frames.sorting import check_sort_keys, merge_sorted_runs, sorted_order
@@ -177,12 +178,16 @@ def read_group_file(
     file: FileToRead, schema: pa.Schema | None, reader: SnapshotReader | None, on_bad_value: str
 ) -> Iterator[ReadResult]:
     """One snapshot file's rows (conformed to the group's schema when known), whole or in slices of a few MiB for
-    a Parquet file bigger than a chunk; its record count checked once all are read."""
-    file.check_unchanged()
+    a Parquet file bigger than a chunk; its record count checked once all are read. Each is checked unchanged
+    since the manifest (size, ETag): a file read whole from S3 by the answer that brings its bytes."""
     if reader is None and (file.size or 0) > ETL_CHUNK_BYTES and detect_format(file.uri).kind == PARQUET:
+        file.check_unchanged()
         batches = read_parquet_batches(file.uri, file.size, READ_AHEAD_BYTES)
         results: Iterable[ReadResult] = (ReadResult(t) for t in batches)
+    elif reader is None and storage.is_s3(file.uri):
+        results = [ReadResult(read_table(file.uri, file.size, data=file.read_unchanged()))]
     else:
+        file.check_unchanged()
         results = [read_snapshot_file(file, reader, on_bad_value, SOURCE_READERS)]
     n_record = 0
     for result in results:

@@ -60,6 +60,7 @@ __all__ = [
     "parent",
     "put_if_absent",
     "read_bytes",
+    "read_object",
     "read_range",
     "read_versioned",
     "remove_temporary_files",
@@ -95,6 +96,12 @@ def reset_clients() -> None:
 
 def read_bytes(uri: str) -> bytes:
     return backend(uri).read_bytes(uri)
+
+
+def read_object(uri: str) -> tuple[bytes, ObjectInfo]:
+    """The object's bytes and what the store said of them in the same answer (size, and ETag on S3): one GET, so
+    the two cannot be of different versions (a HEAD then a GET can)."""
+    return backend(uri).read_object(uri)
 
 
 def read_range(uri: str, start: int, length: int) -> bytes:

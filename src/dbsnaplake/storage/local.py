@@ -64,6 +64,10 @@ class LocalBackend:
     def read_bytes(self, uri: str) -> bytes:
         return Path(uri).read_bytes()
 
+    def read_object(self, uri: str) -> tuple[bytes, ObjectInfo]:
+        with open(uri, "rb") as f:
+            return f.read(), _info(uri, os.fstat(f.fileno()))
+
     def read_range(self, uri: str, start: int, length: int) -> bytes:
         with open(uri, "rb") as f:
             f.seek(start)

@@ -212,11 +212,21 @@ def _scrub_errors(cls: C) -> C:
     return cls
 
 
-class _RangedS3Reader(io.RawIOBase):
-    """A seekable file over an S3 object: a read is one ranged GET, so Parquet footers cost one request. With
-    ``read_ahead``, a GET fetches at least that many bytes from where the read starts (never past the end), and the
-    reads that fall within them are served from memory: a file read in order costs one request per ``read_ahead``
-    bytes, not one per column chunk or row group."""
+STREAM_REOPENS = 3
+"""Times a streamed GET broken off midway (a dropped connection, the request's timeout) is asked for again from
+the next byte, before the read fails."""
+
+
+class _S3ObjectReader(io.RawIOBase):
+    """A seekable file over an S3 object.
+
+    Without ``read_ahead``, a read is one ranged GET: a Parquet footer costs one request. With ``read_ahead`` (a file
+    read in order), a read opens one GET from where it starts to the object's end and takes its bytes as they arrive,
+    ``read_ahead`` bytes at least at a time (the memory it holds: a chunk and the read); the reads that follow, in
+    order or skipping at most ``read_ahead`` bytes, are served from that response; a read behind it or further ahead
+    opens another. A file read through costs one request however big it is, not one per few MiB (moto's server reads
+    an object whole for every GET: 100 MiB read in 8 MiB GETs cost it 10x the CPU of one GET). A response broken off
+    midway is asked for again from the next byte, of the same version (``If-Match`` its ETag)."""
 
     def __init__(self, uri: str, size: int, read_ahead: int = 0) -> None:
         self._uri = uri
@@ -226,6 +236,9 @@ class _RangedS3Reader(io.RawIOBase):
         self._read_ahead = read_ahead
         self._buffer_start = 0
         self._buffer = b""
+        """The last bytes taken from the stream; the stream goes on from their end."""
+        self._stream: Iterator[bytes] | None = None
+        self._etag: str | None = None
 
     def readable(self) -> bool:
         return True
@@ -248,15 +261,10 @@ class _RangedS3Reader(io.RawIOBase):
         end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
         if end <= self._pos:
             return b""
-        if not (self._buffer_start <= self._pos and end <= self._buffer_start + len(self._buffer)):
-            fetch_end = min(self._size, max(end, self._pos + self._read_ahead))
-            fetched = bytes(obstore.get_range(_s3_store(self._bucket), self._key, start=self._pos, end=fetch_end))
-            if fetch_end == end:  # nothing read ahead: hand the bytes on, keep no buffer
-                self._buffer_start, self._buffer = 0, b""
-                self._pos += len(fetched)
-                return fetched
-            self._buffer_start, self._buffer = self._pos, fetched
-        data = self._buffer[self._pos - self._buffer_start : end - self._buffer_start]
+        if self._read_ahead > 0:
+            data = self._streamed(self._pos, end)
+        else:
+            data = bytes(obstore.get_range(_s3_store(self._bucket), self._key, start=self._pos, end=end))
         self._pos += len(data)
         return data
 
@@ -268,6 +276,60 @@ class _RangedS3Reader(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
+    def close(self) -> None:
+        self._stream, self._buffer = None, b""  # the response's connection is let go
+        super().close()
+
+    def _streamed(self, start: int, end: int) -> bytes:
+        buffer_end = self._buffer_start + len(self._buffer)
+        in_buffer = self._buffer_start <= start and end <= buffer_end
+        in_reach = self._stream is not None and self._buffer_start <= start <= buffer_end + self._read_ahead
+        if not (in_buffer or in_reach):
+            self._open(start)
+            buffer_end = start
+        pieces = [memoryview(self._buffer)[start - self._buffer_start : end - self._buffer_start]]
+        while buffer_end < end:
+            chunk = self._next_chunk(buffer_end)
+            if not chunk:
+                break
+            self._buffer_start, self._buffer = buffer_end, chunk
+            buffer_end += len(chunk)
+            if buffer_end > start:
+                pieces.append(memoryview(chunk)[max(0, start - self._buffer_start) : end - self._buffer_start])
+        return b"".join(pieces)
+
+    def _open(self, start: int) -> None:
+        """One GET of the object from ``start`` to its end, streamed (of the version read so far, if any)."""
+        import obstore
+
+        options: dict[str, Any] = {"range": {"offset": start}}
+        if self._etag:
+            options["if_match"] = f'"{self._etag}"'
+        result = obstore.get(_s3_store(self._bucket), self._key, options=options)  # type: ignore[arg-type]
+        self._etag = self._etag or _clean_etag(result.meta.get("e_tag"))
+        self._stream = iter(result.stream(min_chunk_size=self._read_ahead))
+        self._buffer_start, self._buffer = start, b""
+
+    def _next_chunk(self, position: int) -> bytes:
+        """The stream's next bytes (those at ``position``); ``b""`` at the object's end."""
+        from obstore.exceptions import PreconditionError
+
+        for attempt in range(STREAM_REOPENS + 1):
+            assert self._stream is not None
+            try:
+                chunk = next(self._stream, b"")
+            except Exception as exc:
+                if attempt == STREAM_REOPENS or isinstance(exc, (PreconditionError, FileNotFoundError)):
+                    raise
+                log.debug("an S3 response was broken off at byte %d of %s (%s): asking for the rest", position,
+                          self._uri, exc)
+                self._open(position)
+                continue
+            if not chunk:
+                self._stream = None
+            return bytes(chunk)
+        raise AssertionError("unreachable")
+
 
 @_scrub_errors
 class S3Backend:
@@ -278,6 +340,14 @@ class S3Backend:
 
         bucket, key = _split_s3(uri)
         return bytes(obstore.get(_s3_store(bucket), key).bytes())
+
+    def read_object(self, uri: str) -> tuple[bytes, ObjectInfo]:
+        import obstore
+
+        bucket, key = _split_s3(uri)
+        result = obstore.get(_s3_store(bucket), key)
+        info = ObjectInfo(uri=uri, size=int(result.meta["size"]), etag=_clean_etag(result.meta.get("e_tag")))
+        return bytes(result.bytes()), info
 
     def read_range(self, uri: str, start: int, length: int) -> bytes:
         import obstore
@@ -352,7 +422,7 @@ class S3Backend:
     def open_input_file(self, uri: str, size: int | None, read_ahead: int = 0) -> pa.NativeFile:
         if size is None:
             size = self.head(uri).size
-        return pa.PythonFile(_RangedS3Reader(uri, size, read_ahead), mode="r")
+        return pa.PythonFile(_S3ObjectReader(uri, size, read_ahead), mode="r")
 
     def put_if_absent(self, uri: str, data: bytes) -> bool:
         """One PUT with ``If-None-Match: *``: S3 refuses it (412) when the object exists."""
