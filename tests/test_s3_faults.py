@@ -134,9 +134,10 @@ def test_writes_and_deletes_retry(s3_server: str, prefix: str) -> None:
 
 
 @pytest.mark.slow
-def test_multipart_upload_retries_as_a_whole(s3_server: str, prefix: str) -> None:
-    """Files over 16 MiB go up in parts; obstore does not retry a dropped CreateMultipartUpload or
-    CompleteMultipartUpload (a lost answer to one that succeeded then fails as NoSuchUpload): storage re-uploads."""
+def test_multipart_upload_retries_as_a_whole(s3_server: str, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files from MULTIPART_FROM (here 16 MiB) go up in parts; obstore does not retry a dropped CreateMultipartUpload
+    or CompleteMultipartUpload (a lost answer to one that succeeded then fails as NoSuchUpload): storage re-uploads."""
+    monkeypatch.setattr("dbsnaplake.storage.s3.MULTIPART_FROM", 16 * 1024 * 1024)
     data = os.urandom(17 * 1024 * 1024 + 5)
     uris = [storage.join(prefix, f"big-{n}.bin") for n in range(6)]
     with fault_proxy(s3_server, reset_rate=0.3, seed=4) as proxy, through(proxy):

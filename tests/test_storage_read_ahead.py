@@ -156,3 +156,19 @@ def test_a_staging_file_streamed_from_s3_with_read_ahead_is_the_same_rows(s3_ser
             assert got.equals(table)
     read = read_back(uri, size)  # on S3, read ahead
     assert (read.n_record, read.rows_fingerprint, read.error) == (table.num_rows, fingerprint(table), None)
+
+
+def test_files_below_the_multipart_size_go_up_in_one_put_and_bigger_ones_in_parts(
+    s3_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server says which: a multipart object's ETag ends with its count of parts."""
+    monkeypatch.setattr("dbsnaplake.storage.s3.MULTIPART_FROM", 2 * 1024**2)
+    monkeypatch.setattr("dbsnaplake.storage.s3.MULTIPART_PART", 5 * 1024**2)
+    small, big = OBJECT[: 2 * 1024**2 - 1], OBJECT * 4  # 2 MiB - 1; 12 MiB: three parts
+    etags = {}
+    for name, data in (("small.bin", small), ("big.bin", big)):
+        uri = f"s3://{S3_BUCKET}/uploads/{name}"
+        storage.write_bytes(uri, data)
+        assert storage.read_bytes(uri) == data
+        etags[name] = storage.head(uri).etag or ""
+    assert "-" not in etags["small.bin"] and etags["big.bin"].endswith("-3")
