@@ -64,8 +64,9 @@ MAPPED_SHARE = 0.1
 read (a 2 GB snapshot's 700 MB staging file made compaction's worker peak at 1,025 MiB under ``--worker-memory
 1GB``; 340 MiB read)."""
 READ_AHEAD_PARTS = 4
-"""On S3, each staging file being merged reads ahead at most this part of its share of the merge's memory (up to
-:data:`storage.STREAM_READ_AHEAD`): a merge of many files reads each in smaller requests, within the budget."""
+"""On S3, each staging file being merged (one streamed GET) is taken at most this part of its share of the merge's
+memory at a time (up to :data:`storage.STREAM_READ_AHEAD`): a merge of many files holds less of each, within the
+budget."""
 IN_MEMORY_RATIO_GUESS = 4.0
 COPY_SIZE_TOLERANCE = 0.1
 """A single staging file up to 10 % over the target is copied: validation's band for files near the target."""

@@ -29,8 +29,8 @@ from dbsnaplake.records import PartitionCheck, StagingFileGroup, Totals, Validat
 from dbsnaplake.storage.parallel import map_io
 
 READ_BACK_THREADS = 4
-"""Data-lake files read back at once: each holds one row group in memory while it is hashed (on S3, and up to
-:data:`storage.STREAM_READ_AHEAD` bytes read ahead)."""
+"""Data-lake files read back at once: each holds one row group in memory while it is hashed (on S3, and
+:data:`storage.STREAM_READ_AHEAD` bytes or so of its one streamed GET)."""
 READ_BACK_TASK = "read the data lake back"
 
 

@@ -208,23 +208,22 @@ def make_durable(*roots: str) -> None:
 
 
 STREAM_READ_AHEAD = 8 * 1024**2
-"""Bytes a ranged GET fetches at least on S3 for a file read in order (see :func:`open_input_file`): AWS's advice
-for ranged GETs is 8-16 MB, and it makes one request per few row groups or column chunks instead of one per read.
-(moto's server reads an object whole for every ranged GET: the 1 GiB bench on moto took 48 s instead of 61-62,
-in paired runs.)"""
+"""For a file read in order on S3, the bytes taken at least at a time from its one streamed GET (see
+:func:`open_input_file`), and how far a read may skip ahead and still be served by it."""
 
 
 def open_input_file(uri: str, size: int | None = None, read_ahead: int = 0) -> pa.NativeFile:
-    """A random-access file for pyarrow (local memory map, or ranged GETs on S3). ``read_ahead``: on S3, a read
-    fetches at least this many bytes from where it starts, and the reads that follow within them are served from
-    memory (for a file read in order; one such buffer per open file). Nothing changes on local disk."""
+    """A random-access file for pyarrow (local memory map, or GETs on S3). ``read_ahead`` (a file read in order): on
+    S3, a read opens one GET from where it starts to the object's end and the reads that follow in order are served
+    from it, ``read_ahead`` bytes at least taken at a time (the memory it holds); without, a read is one ranged GET.
+    Nothing changes on local disk."""
     return backend(uri).open_input_file(uri, size, read_ahead)
 
 
 def open_for_streaming(uri: str, size: int | None = None, read_ahead: int = STREAM_READ_AHEAD) -> pa.NativeFile:
     """A file read through once, a part at a time: on local disk with plain reads (a memory map's pages count in
     the process's resident memory as they are read: streaming a file bigger than ``--worker-memory`` would seem to
-    hold it all), on S3 with ranged GETs of at least ``read_ahead`` bytes."""
+    hold it all), on S3 with one streamed GET taken ``read_ahead`` bytes at a time."""
     import pyarrow as pa  # storage imports pyarrow only where it is used
 
     return open_input_file(uri, size, read_ahead) if is_s3(uri) else pa.OSFile(uri)
