@@ -284,13 +284,13 @@ def _run_source(
         print_result(result)
     if len(result.runs) == 1 and result.runs[0].error is not None:
         print_error(result.runs[0].error)  # one table: its own error is the message
-        sys.exit(1)
+        _exit(1)
     if not result.ok:
         print_error(
             f"table(s) {', '.join(result.failed)} failed (see above); rerun with --only {','.join(result.failed)} "
             "once fixed"
         )
-        sys.exit(1)
+        _exit(1)
 
 
 def _dry_run(config: PipelineConfig, output: str) -> None:
