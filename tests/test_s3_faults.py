@@ -157,7 +157,7 @@ def test_files_read_in_order_survive_responses_broken_off_midway(s3_server: str,
     faults = fault_proxy(s3_server, reset_rate=0.5, error_rate=0.1, only_requests="GET ", seed=5)
     with faults as proxy, through(proxy):
         for uri, data in objects.items():
-            with storage.open_input_file(uri, len(data), 256 * 1024) as f:
+            with storage.open_input_file(uri, len(data), 256 * 1024, streamed=True) as f:
                 assert b"".join(iter(lambda f=f: f.read(100_000), b"")) == data
     assert proxy.counts["reset_mid_body"] >= 2, dict(proxy.counts)
 

@@ -4,6 +4,7 @@ server), and a response broken off midway is asked for again."""
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,8 +48,8 @@ class _CountedGets:
         return counted
 
 
-def read_in_order(uri: str, read_ahead: int, step: int) -> bytes:
-    with storage.open_input_file(uri, len(OBJECT), read_ahead) as f:
+def read_in_order(uri: str, read_ahead: int, step: int, streamed: bool = True) -> bytes:
+    with storage.open_input_file(uri, len(OBJECT), read_ahead, streamed) as f:
         return b"".join(iter(lambda: f.read(step), b""))
 
 
@@ -59,10 +60,16 @@ def test_reading_in_order_with_read_ahead_gets_the_same_bytes_in_few_requests(
     assert read_in_order(s3_object, 0, 64 * 1024) == OBJECT
     assert gets.calls == 48  # one GET per read
     gets.calls = 0
+    assert read_in_order(s3_object, 1024**2, 64 * 1024, streamed=False) == OBJECT
+    assert gets.calls == 3  # ranged GETs: one per MiB read ahead
+    gets.calls = 0
+    assert read_in_order(s3_object, 1024**2, 5 * 1024**2, streamed=False) == OBJECT  # bigger reads: as asked
+    assert gets.calls == 1
+    gets.calls = 0
     assert read_in_order(s3_object, 1024**2, 64 * 1024) == OBJECT
     assert gets.calls == 1  # one streamed GET, taken a MiB at a time
     gets.calls = 0
-    assert read_in_order(s3_object, 1024**2, 5 * 1024**2) == OBJECT  # reads bigger than the read-ahead: as asked
+    assert read_in_order(s3_object, 1024**2, 5 * 1024**2) == OBJECT
     assert gets.calls == 1
 
 
@@ -70,7 +77,7 @@ def test_reads_that_skip_a_little_stay_on_one_get_and_reads_behind_or_far_ahead_
     s3_object: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gets = _CountedGets(monkeypatch)
-    with storage.open_input_file(s3_object, len(OBJECT), 256 * 1024) as f:
+    with storage.open_input_file(s3_object, len(OBJECT), 256 * 1024, streamed=True) as f:
         assert f.read(1000) == OBJECT[:1000]
         f.seek(200_000)  # within the read-ahead of what came: read on from the same response
         assert f.read(1000) == OBJECT[200_000:201_000]
@@ -125,7 +132,7 @@ def test_a_streamed_read_refuses_bytes_of_an_object_replaced_midway(s3_server: s
     read (If-Match), never a file stitched from two versions."""
     uri = f"s3://{S3_BUCKET}/read-ahead/replaced.bin"
     storage.write_bytes(uri, OBJECT)
-    with storage.open_input_file(uri, len(OBJECT), 64 * 1024) as f:
+    with storage.open_input_file(uri, len(OBJECT), 64 * 1024, streamed=True) as f:
         assert f.read(10) == OBJECT[:10]
         storage.write_bytes(uri, OBJECT[::-1])
         f.seek(2 * 1024**2)  # far ahead: a new GET, which must be of the version read so far
@@ -134,9 +141,14 @@ def test_a_streamed_read_refuses_bytes_of_an_object_replaced_midway(s3_server: s
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, len(OBJECT) + 10), st.integers(0, 300_000)), min_size=1, max_size=12))
-def test_reads_anywhere_with_read_ahead_get_the_object_s_bytes(s3_object: str, reads: list[tuple[int, int]]) -> None:
-    with storage.open_input_file(s3_object, len(OBJECT), 256 * 1024) as f:
+@given(
+    st.lists(st.tuples(st.integers(0, len(OBJECT) + 10), st.integers(0, 300_000)), min_size=1, max_size=12),
+    st.booleans(),
+)
+def test_reads_anywhere_with_read_ahead_get_the_object_s_bytes(
+    s3_object: str, reads: list[tuple[int, int]], streamed: bool
+) -> None:
+    with storage.open_input_file(s3_object, len(OBJECT), 256 * 1024, streamed) as f:
         for position, size in reads:
             f.seek(position)
             assert f.read(size) == OBJECT[position : position + size]
@@ -151,10 +163,10 @@ def test_a_staging_file_streamed_from_s3_with_read_ahead_is_the_same_rows(s3_ser
     storage.write_bytes(uri, buffer.getvalue())
     size = len(buffer.getvalue())
     for read_ahead in (0, 64 * 1024, storage.STREAM_READ_AHEAD):
-        for mapped in (True, False):
-            got = pa.concat_tables(iter_staging_file(uri, size, table.schema, 4_096, mapped, read_ahead))
+        for mapped, streamed in itertools.product((True, False), repeat=2):
+            got = pa.concat_tables(iter_staging_file(uri, size, table.schema, 4_096, mapped, read_ahead, streamed))
             assert got.equals(table)
-    read = read_back(uri, size)  # on S3, read ahead
+    read = read_back(uri, size)  # on S3, one streamed GET
     assert (read.n_record, read.rows_fingerprint, read.error) == (table.num_rows, fingerprint(table), None)
 
 

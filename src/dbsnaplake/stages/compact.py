@@ -64,9 +64,12 @@ MAPPED_SHARE = 0.1
 read (a 2 GB snapshot's 700 MB staging file made compaction's worker peak at 1,025 MiB under ``--worker-memory
 1GB``; 340 MiB read)."""
 READ_AHEAD_PARTS = 4
-"""On S3, each staging file being merged (one streamed GET) is taken at most this part of its share of the merge's
-memory at a time (up to :data:`storage.STREAM_READ_AHEAD`): a merge of many files holds less of each, within the
-budget."""
+"""On S3, each staging file being merged reads ahead (or takes from its streamed GET) at most this part of its share
+of the merge's memory at a time (up to :data:`storage.STREAM_READ_AHEAD`): a merge of many files holds less of
+each, within the budget."""
+MERGE_STREAMS = 16
+"""On S3, a merge of at most this many staging files reads each through one streamed GET (a connection held open
+each while the merge runs); a merge of more reads them by ranged GETs of the read-ahead."""
 IN_MEMORY_RATIO_GUESS = 4.0
 COPY_SIZE_TOLERANCE = 0.1
 """A single staging file up to 10 % over the target is copied: validation's band for files near the target."""
@@ -224,16 +227,23 @@ def _missing(uri: str) -> SnapshotError:
 
 
 def iter_staging_file(
-    uri: str, size: int, schema: pa.Schema, batch_rows: int, mapped: bool = True, read_ahead_bytes: int = 0
+    uri: str,
+    size: int,
+    schema: pa.Schema,
+    batch_rows: int,
+    mapped: bool = True,
+    read_ahead_bytes: int = 0,
+    streamed: bool = False,
 ) -> Iterator[pa.Table]:
     """Stream one staging file as tables of at most ``batch_rows`` rows, conformed to the lake schema, never the
     whole file at once. When a row group fits ``batch_rows``, a row group at a time: its column chunks fetched in
     one coalesced read (not one per column); else a batch at a time, column chunk by column chunk. ``mapped=False``:
     a local file is read with plain reads, not through a memory map. ``read_ahead_bytes``: on S3, bytes each GET
-    fetches at least (see :func:`storage.open_input_file`), so one GET serves several row groups."""
+    fetches at least (see :func:`storage.open_input_file`), so one GET serves several row groups; ``streamed``: one
+    GET for the whole file."""
     try:
         open_file = storage.open_input_file if mapped else storage.open_for_streaming
-        with open_file(uri, size, read_ahead_bytes) as f:
+        with open_file(uri, size, read_ahead_bytes, streamed) as f:
             parquet = pq.ParquetFile(f, pre_buffer=False)
             metadata = parquet.metadata
             if all(metadata.row_group(i).num_rows <= batch_rows for i in range(metadata.num_row_groups)):
@@ -290,8 +300,9 @@ def encode_partition(
         batch_rows = max(1024, min(65_536, batch_rows))
         mapped = part.size <= memory * MAPPED_SHARE
         ahead = min(storage.STREAM_READ_AHEAD, int(merge_memory / (READ_AHEAD_PARTS * n_files)))
+        streamed = n_files <= MERGE_STREAMS
         runs = [
-            iter_staging_file(u, s, schema, batch_rows, mapped, ahead)
+            iter_staging_file(u, s, schema, batch_rows, mapped, ahead, streamed)
             for u, s in zip(part.uris, part.sizes, strict=True)
         ]
         merged = merge_sorted_runs(runs, config.sort_by) if config.sort_by else itertools.chain.from_iterable(runs)

@@ -59,7 +59,7 @@ def read_back(uri: str, size: int) -> ReadBack:
     """Count and fingerprint a data-lake file's rows, a row group at a time; an unreadable file gives its error."""
     n_record = rows_fingerprint = 0
     try:
-        with storage.open_input_file(uri, size, storage.STREAM_READ_AHEAD) as f:  # read in order
+        with storage.open_input_file(uri, size, storage.STREAM_READ_AHEAD, streamed=True) as f:  # read in order
             metadata = pq.read_metadata(f)
             parquet = pq.ParquetFile(
                 f,

@@ -208,22 +208,28 @@ def make_durable(*roots: str) -> None:
 
 
 STREAM_READ_AHEAD = 8 * 1024**2
-"""For a file read in order on S3, the bytes taken at least at a time from its one streamed GET (see
-:func:`open_input_file`), and how far a read may skip ahead and still be served by it."""
+"""For a file read in order on S3: the bytes a GET fetches at least (AWS's advice for ranged GETs is 8-16 MB), or
+taken at least at a time from its one streamed GET (see :func:`open_input_file`)."""
 
 
-def open_input_file(uri: str, size: int | None = None, read_ahead: int = 0) -> pa.NativeFile:
+def open_input_file(
+    uri: str, size: int | None = None, read_ahead: int = 0, streamed: bool = False
+) -> pa.NativeFile:
     """A random-access file for pyarrow (local memory map, or GETs on S3). ``read_ahead`` (a file read in order): on
-    S3, a read opens one GET from where it starts to the object's end and the reads that follow in order are served
-    from it, ``read_ahead`` bytes at least taken at a time (the memory it holds); without, a read is one ranged GET.
-    Nothing changes on local disk."""
-    return backend(uri).open_input_file(uri, size, read_ahead)
+    S3, a GET fetches at least this many bytes from where the read starts, and the reads that follow within them are
+    served from memory; without, a read is one ranged GET. ``streamed`` (a file read through on its own): on S3, one
+    GET from where the reading starts to the object's end, taken ``read_ahead`` bytes at a time, serves the reads in
+    order (it holds a connection while the file is read). Nothing changes on local disk."""
+    return backend(uri).open_input_file(uri, size, read_ahead, streamed)
 
 
-def open_for_streaming(uri: str, size: int | None = None, read_ahead: int = STREAM_READ_AHEAD) -> pa.NativeFile:
+def open_for_streaming(
+    uri: str, size: int | None = None, read_ahead: int = STREAM_READ_AHEAD, streamed: bool = True
+) -> pa.NativeFile:
     """A file read through once, a part at a time: on local disk with plain reads (a memory map's pages count in
     the process's resident memory as they are read: streaming a file bigger than ``--worker-memory`` would seem to
-    hold it all), on S3 with one streamed GET taken ``read_ahead`` bytes at a time."""
+    hold it all), on S3 with one streamed GET taken ``read_ahead`` bytes at a time (``streamed=False``: ranged GETs
+    of ``read_ahead`` bytes, for a file read among many at once)."""
     import pyarrow as pa  # storage imports pyarrow only where it is used
 
-    return open_input_file(uri, size, read_ahead) if is_s3(uri) else pa.OSFile(uri)
+    return open_input_file(uri, size, read_ahead, streamed) if is_s3(uri) else pa.OSFile(uri)

@@ -122,8 +122,10 @@ class LocalBackend:
         """Flush every file written, and every rename, to the disk: one call for all of a task's files."""
         os.sync()
 
-    def open_input_file(self, uri: str, size: int | None, read_ahead: int = 0) -> pa.NativeFile:
-        """A memory map (``read_ahead`` is for S3: the page cache reads ahead here)."""
+    def open_input_file(
+        self, uri: str, size: int | None, read_ahead: int = 0, streamed: bool = False
+    ) -> pa.NativeFile:
+        """A memory map (``read_ahead`` and ``streamed`` are for S3: the page cache reads ahead here)."""
         return pa.memory_map(uri, "r")
 
     def copy(self, source: str, target: str, durable: bool = True) -> None:

@@ -234,19 +234,24 @@ class _S3ObjectReader(io.RawIOBase):
     """A seekable file over an S3 object.
 
     Without ``read_ahead``, a read is one ranged GET: a Parquet footer costs one request. With ``read_ahead`` (a file
-    read in order), a read opens one GET from where it starts to the object's end and takes its bytes as they arrive,
-    ``read_ahead`` bytes at least at a time (the memory it holds: a chunk and the read); the reads that follow, in
-    order or skipping at most ``read_ahead`` bytes, are served from that response; a read behind it or further ahead
-    opens another. A file read through costs one request however big it is, not one per few MiB (moto's server reads
-    an object whole for every GET: 100 MiB read in 8 MiB GETs cost it 10x the CPU of one GET). A response broken off
+    read in order), a ranged GET fetches at least that many bytes from where the read starts, and the reads that
+    fall within them are served from memory: one request per ``read_ahead`` bytes.
+
+    ``streamed`` (a file read through on its own): a read opens one GET from where it starts to the object's end and
+    takes its bytes as they arrive, ``read_ahead`` bytes at least at a time (the memory it holds: a chunk and the
+    read); the reads that follow, in order or skipping at most ``read_ahead`` bytes, are served from that response; a
+    read behind it or further ahead opens another. A file read through costs one request however big it is (moto's
+    server reads an object whole for every GET: 100 MiB read in 8 MiB GETs cost it 10x the CPU of one GET), but holds
+    a connection while it is read: a merge of many files at once reads them by ranged GETs. A response broken off
     midway is asked for again from the next byte, of the same version (``If-Match`` its ETag)."""
 
-    def __init__(self, uri: str, size: int, read_ahead: int = 0) -> None:
+    def __init__(self, uri: str, size: int, read_ahead: int = 0, streamed: bool = False) -> None:
         self._uri = uri
         self._bucket, self._key = _split_s3(uri)
         self._size = size
         self._pos = 0
         self._read_ahead = read_ahead
+        self._streamed_reads = streamed and read_ahead > 0
         self._buffer_start = 0
         self._buffer = b""
         """The last bytes taken from the stream; the stream goes on from their end."""
@@ -274,8 +279,10 @@ class _S3ObjectReader(io.RawIOBase):
         end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
         if end <= self._pos:
             return b""
-        if self._read_ahead > 0:
+        if self._streamed_reads:
             data = self._streamed(self._pos, end)
+        elif self._read_ahead > 0:
+            data = self._ranged(self._pos, end)
         else:
             data = bytes(obstore.get_range(_s3_store(self._bucket), self._key, start=self._pos, end=end))
         self._pos += len(data)
@@ -292,6 +299,18 @@ class _S3ObjectReader(io.RawIOBase):
     def close(self) -> None:
         self._stream, self._buffer = None, b""  # the response's connection is let go
         super().close()
+
+    def _ranged(self, start: int, end: int) -> bytes:
+        import obstore
+
+        if not (self._buffer_start <= start and end <= self._buffer_start + len(self._buffer)):
+            fetch_end = min(self._size, max(end, start + self._read_ahead))
+            fetched = bytes(obstore.get_range(_s3_store(self._bucket), self._key, start=start, end=fetch_end))
+            if fetch_end == end:  # nothing read ahead: hand the bytes on, keep no buffer
+                self._buffer_start, self._buffer = 0, b""
+                return fetched
+            self._buffer_start, self._buffer = start, fetched
+        return self._buffer[start - self._buffer_start : end - self._buffer_start]
 
     def _streamed(self, start: int, end: int) -> bytes:
         buffer_end = self._buffer_start + len(self._buffer)
@@ -440,10 +459,12 @@ class S3Backend:
             return
         _retrying(lambda: obstore.copy(_s3_store(bucket), source_key, key))
 
-    def open_input_file(self, uri: str, size: int | None, read_ahead: int = 0) -> pa.NativeFile:
+    def open_input_file(
+        self, uri: str, size: int | None, read_ahead: int = 0, streamed: bool = False
+    ) -> pa.NativeFile:
         if size is None:
             size = self.head(uri).size
-        return pa.PythonFile(_S3ObjectReader(uri, size, read_ahead), mode="r")
+        return pa.PythonFile(_S3ObjectReader(uri, size, read_ahead, streamed), mode="r")
 
     def put_if_absent(self, uri: str, data: bytes) -> bool:
         """One PUT with ``If-None-Match: *``: S3 refuses it (412) when the object exists."""
