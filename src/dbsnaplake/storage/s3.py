@@ -346,21 +346,21 @@ class _S3ObjectReader(io.RawIOBase):
         """The stream's next bytes (those at ``position``); ``b""`` at the object's end."""
         from obstore.exceptions import PreconditionError
 
-        for attempt in range(STREAM_REOPENS + 1):
-            assert self._stream is not None
+        reopened = 0
+        while True:
+            assert self._stream is not None, "a stream is open while it has bytes to give"
             try:
-                chunk = next(self._stream, b"")
+                chunk = bytes(next(self._stream, b""))
             except Exception as exc:
-                if attempt == STREAM_REOPENS or isinstance(exc, (PreconditionError, FileNotFoundError)):
+                if reopened == STREAM_REOPENS or isinstance(exc, (PreconditionError, FileNotFoundError)):
                     raise
-                log.debug("an S3 response was broken off at byte %d of %s (%s): asking for the rest", position,
-                          self._uri, exc)
+                reopened += 1
+                log.debug("S3 response broken off at byte %d of %s (%s): asking for the rest", position, self._uri, exc)
                 self._open(position)
                 continue
             if not chunk:
                 self._stream = None
-            return bytes(chunk)
-        raise AssertionError("unreachable")
+            return chunk
 
 
 @_scrub_errors
