@@ -10,8 +10,9 @@ in one such file in the target band is copied as it is (a server-side copy on S3
 do not overlap (their row groups' statistics say) are *joined*: their row groups' bytes copied, one file after the
 other, into lake files of about the target size (see :mod:`dbsnaplake.frames.parquet_join`).
 
-Otherwise staging files are streamed a row group at a time (on S3 by ranged GETs of up to 8 MiB, a few row groups
-each, never the whole file), within a share of ``--worker-memory``. With ``--sort-by`` the staging files are already
+Otherwise staging files are streamed a row group at a time (on S3 one streamed GET each, or ranged GETs of up to
+8 MiB when more than :data:`MERGE_STREAMS` are merged at once; never the whole file in memory), within a share of
+``--worker-memory``. With ``--sort-by`` the staging files are already
 sorted, so they are merged as sorted runs (see :func:`sorting.merge_sorted_runs`) instead of being re-sorted in
 memory. Output names
 derive from the group (``part-<group in partition>-<file>.parquet``), so a rerun overwrites; files a previous run
