@@ -368,10 +368,7 @@ class S3Backend:
     """Objects in S3 or any S3-compatible store, through obstore."""
 
     def read_bytes(self, uri: str) -> bytes:
-        import obstore
-
-        bucket, key = _split_s3(uri)
-        return bytes(obstore.get(_s3_store(bucket), key).bytes())
+        return self.read_object(uri)[0]
 
     def read_object(self, uri: str) -> tuple[bytes, ObjectInfo]:
         import obstore
