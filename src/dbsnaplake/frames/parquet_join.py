@@ -188,15 +188,23 @@ def _stat_decoder(kind: pa.DataType) -> Callable[[bytes], Any] | None:
     return decode
 
 
-def read_footer(uri: str, size: int) -> Footer:
-    """The footer of the Parquet file at ``uri`` (``size`` bytes): one read of its end, two for a big footer."""
-    tail = storage.read_range(uri, max(0, size - TAIL_READ), min(size, TAIL_READ))
+def read_footer(uri: str, size: int, source: BinaryIO | None = None) -> Footer:
+    """The footer of the Parquet file at ``uri`` (``size`` bytes): one read of its end, two for a big footer (from
+    ``source``, when given: the file open already)."""
+
+    def read_range(start: int, length: int) -> bytes:
+        if source is None:
+            return storage.read_range(uri, start, length)
+        source.seek(start)
+        return source.read(length)
+
+    tail = read_range(max(0, size - TAIL_READ), min(size, TAIL_READ))
     if size < 12 or tail[-4:] != MAGIC:
         raise SnapshotError(f"{uri} is not a Parquet file (no PAR1 at its end)")
     length = struct.unpack("<I", tail[-8:-4])[0]
     if length + 12 > size:
         raise SnapshotError(f"{uri}: its Parquet footer says {length} bytes, more than the file holds")
-    raw = tail[-8 - length : -8] if length + 8 <= len(tail) else storage.read_range(uri, size - 8 - length, length)
+    raw = tail[-8 - length : -8] if length + 8 <= len(tail) else read_range(size - 8 - length, length)
     footer = Footer(uri, size, raw, decode_struct(raw))
     try:
         footer.row_groups  # noqa: B018 (found once, and the footer's shape checked)
@@ -278,15 +286,25 @@ def write_joined(path: Path, pieces: Sequence[tuple[Footer, RowGroupBytes]]) -> 
             _copy_range(footer, begin, end - begin, out)
             shift = out.tell() - end
             row_groups += [_moved(footer, group, shift, len(row_groups) + k) for k, group in enumerate(run)]
-        metadata = dict(pieces[0][0].metadata)
-        metadata[_FILE_NUM_ROWS] = Field(I64, sum(group.n_record for _, group in pieces))
-        rows = metadata[_FILE_ROW_GROUPS]
-        metadata[_FILE_ROW_GROUPS] = Field(rows.kind, type(rows.value)(rows.value.element, row_groups))
-        raw = encode_struct(metadata)
-        out.write(raw)
-        out.write(struct.pack("<I", len(raw)))
-        out.write(MAGIC)
+        out.write(_footer_with(pieces[0][0], row_groups, sum(group.n_record for _, group in pieces)))
         return out.tell()
+
+
+def row_group_file(footer: Footer, group: RowGroupBytes, data: bytes) -> bytes:
+    """Row group ``group`` of ``footer``'s file (its bytes ``data``) as a Parquet file of its own: for a decoder
+    that reads whole files, one row group in memory at a time."""
+    moved = _moved(footer, group, len(MAGIC) - group.start, 0)
+    return b"".join((MAGIC, data, _footer_with(footer, [moved], group.n_record)))
+
+
+def _footer_with(footer: Footer, row_groups: list[Struct], n_record: int) -> bytes:
+    """A file's end (footer, its length, the magic): ``footer``'s, with ``row_groups`` of ``n_record`` rows."""
+    metadata = dict(footer.metadata)
+    metadata[_FILE_NUM_ROWS] = Field(I64, n_record)
+    rows = metadata[_FILE_ROW_GROUPS]
+    metadata[_FILE_ROW_GROUPS] = Field(rows.kind, type(rows.value)(rows.value.element, row_groups))
+    raw = encode_struct(metadata)
+    return raw + struct.pack("<I", len(raw)) + MAGIC
 
 
 def _runs(pieces: Sequence[tuple[Footer, RowGroupBytes]]) -> list[tuple[Footer, list[RowGroupBytes]]]:

@@ -9,17 +9,23 @@ or a data-lake file no partition accounts for, is a problem: the result is writt
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dbsnaplake import storage
 from dbsnaplake.config.settings import PipelineConfig, planned_config
-from dbsnaplake.errors import ValidationError
+from dbsnaplake.errors import SnapshotError, ValidationError
 from dbsnaplake.frames import fingerprint
+from dbsnaplake.frames.parquet_join import Footer, RowGroupBytes, read_footer, row_group_file
+from dbsnaplake.frames.polars_reader import converted_schema
 from dbsnaplake.frames.readers import dictionary_encoded_columns, read_row_groups
 from dbsnaplake.ledger import Ledger
 from dbsnaplake.manifest import N_RECORD, PARTITION, ROWS_FINGERPRINT, SIZE, Manifest, read_manifest
@@ -56,23 +62,55 @@ ReadBackFiles = Callable[[Sequence[LakeFile], Progress], list[ReadBack]]
 
 
 def read_back(uri: str, size: int) -> ReadBack:
-    """Count and fingerprint a data-lake file's rows, a row group at a time; an unreadable file gives its error."""
-    n_record = rows_fingerprint = 0
+    """Count and fingerprint a data-lake file's rows, a row group at a time; an unreadable file gives its error.
+    Row groups of the types Polars hashes alike (:func:`fingerprint.hashes_in_polars`) are decoded by Polars, each
+    as a file of its own (:func:`row_group_file`: one in memory at a time), the others by pyarrow; a file that
+    Polars refuses is read again by pyarrow, whose error is the file's."""
     try:
         with storage.open_input_file(uri, size, storage.STREAM_READ_AHEAD, streamed=True) as f:  # read in order
-            metadata = pq.read_metadata(f)
-            parquet = pq.ParquetFile(
-                f,
-                metadata=metadata,
-                pre_buffer=storage.is_s3(uri),
-                read_dictionary=dictionary_encoded_columns(metadata),  # the same hashes, decoded and hashed faster
-            )
-            for rows in read_row_groups(parquet):
-                n_record += rows.num_rows
-                rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(rows)])
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            footer = read_footer(uri, size, f)
+            row_groups = footer.row_groups
+            schema = footer.arrow_schema()
+            if row_groups is not None and fingerprint.hashes_in_polars(schema):
+                with contextlib.suppress(pl.exceptions.PolarsError):
+                    back = _read_back_in_polars(f, footer, row_groups, converted_schema(schema))
+                    if back is not None:
+                        return back
+            return _read_back_in_arrow(f, uri)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, SnapshotError) as exc:
         reason = " ".join(str(exc).split())
         return ReadBack(error=f"data lake file {uri} cannot be read (corrupt?): {reason} — rerun with --fresh")
+
+
+def _read_back_in_polars(
+    f: BinaryIO, footer: Footer, row_groups: list[RowGroupBytes], expected: pl.Schema
+) -> ReadBack | None:
+    """``None`` when Polars decodes a row group to other types than pyarrow's (a file for pyarrow to read)."""
+    n_record = rows_fingerprint = 0
+    for group in row_groups:
+        f.seek(group.start)
+        data = f.read(group.length)
+        rows = pl.read_parquet(io.BytesIO(row_group_file(footer, group, data)))
+        if rows.schema != expected:
+            return None
+        n_record += rows.height
+        rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.frame_fingerprint(rows)])
+    return ReadBack(n_record, rows_fingerprint)
+
+
+def _read_back_in_arrow(f: BinaryIO, uri: str) -> ReadBack:
+    n_record = rows_fingerprint = 0
+    f.seek(0)
+    metadata = pq.read_metadata(f)
+    parquet = pq.ParquetFile(
+        f,
+        metadata=metadata,
+        pre_buffer=storage.is_s3(uri),
+        read_dictionary=dictionary_encoded_columns(metadata),  # the same hashes, decoded and hashed faster
+    )
+    for rows in read_row_groups(parquet):
+        n_record += rows.num_rows
+        rows_fingerprint = fingerprint.combine([rows_fingerprint, fingerprint.fingerprint(rows)])
     return ReadBack(n_record, rows_fingerprint)
 
 
