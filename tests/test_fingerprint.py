@@ -6,6 +6,7 @@ import datetime
 import decimal
 import io
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -169,24 +170,34 @@ def test_a_chunk_split_by_partition_keeps_every_row_and_its_fingerprint(
     assert split.starts[-1] == len(rows)
 
 
+@pytest.mark.parametrize("decoder", ["pyarrow", "polars"])
 @pytest.mark.parametrize("n_files", [1, 3, 40])
-def test_a_chunk_of_many_small_files_is_one_contiguous_chunk_of_their_rows_in_order(n_files: int) -> None:
+def test_a_chunk_of_many_small_files_is_one_contiguous_chunk_of_their_rows_in_order(n_files: int, decoder: str) -> None:
     """ETL copies the pieces of many small files into one chunk (each later step pays per chunk); the rows, their
-    order, their fingerprint and the files they are named by stay."""
+    order, their fingerprint and the files they are named by stay, whichever decoder read the files."""
+    from dbsnaplake.frames.polars_reader import PolarsRead
     from dbsnaplake.frames.readers import ReadResult
     from dbsnaplake.stages.etl import MAX_CHUNK_PIECES, Chunk
 
     chunk = Chunk()
     pieces = [pa.table({"id": pa.array([3 * i, 3 * i + 1], pa.int64()), "s": [f"f{i}", None]}) for i in range(n_files)]
-    for i, piece in enumerate(pieces):
-        chunk.add(ReadResult(piece), f"file-{i}.parquet")
-    table = chunk.table()
-    assert table.to_pylist() == pa.concat_tables(pieces).to_pylist()
-    assert fingerprint(table) == fingerprint(pa.concat_tables(pieces))
-    assert table.column("id").num_chunks == (1 if n_files > MAX_CHUNK_PIECES else n_files)
-    assert chunk.nbytes == sum(p.get_total_buffer_size() for p in pieces)
+    reads = [
+        ReadResult(piece) if decoder == "pyarrow" else PolarsRead(pl.DataFrame(pl.from_arrow(piece)), piece.schema)
+        for piece in pieces
+    ]
+    for i, read in enumerate(reads):
+        assert chunk.fits(read)
+        chunk.add(read, f"file-{i}.parquet")
+    frame, schema = chunk.rows()
+    assert schema == pieces[0].schema
+    assert frame.to_arrow().to_pylist() == pa.concat_tables(pieces).to_pylist()
+    assert fingerprint(frame.to_arrow()) == fingerprint(pa.concat_tables(pieces))
+    assert frame.n_chunks() == (1 if n_files > MAX_CHUNK_PIECES else n_files)
+    assert chunk.nbytes == sum(read.nbytes for read in reads)
     after = f" or one of the {n_files - 1} files after it" if n_files > 1 else ""
     assert chunk.where == f"file-0.parquet{after}"
+    other = PolarsRead(pl.DataFrame(pl.from_arrow(pieces[0])), pieces[0].schema) if decoder == "pyarrow" else None
+    assert not chunk.fits(other or ReadResult(pieces[0]))  # one decoder's reads in a chunk
 
 
 @settings(max_examples=100, deadline=None)

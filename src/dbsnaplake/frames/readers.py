@@ -416,6 +416,14 @@ class ReadResult:
         allows for slices, costs ~30 µs a call: seconds over 50,000 tiny files)."""
         return int(self.table.get_total_buffer_size())
 
+    @property
+    def schema(self) -> pa.Schema:
+        return self.table.schema
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.table.num_rows)
+
 
 SourceReader = Callable[[FileToRead, SnapshotReader, str], ReadResult]
 """How a source reads one of its files: ``(file, the manifest's reader, on_bad_value) -> ReadResult``."""

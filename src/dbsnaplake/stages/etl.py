@@ -37,6 +37,7 @@ from dbsnaplake.errors import DbSnapLakeError, SnapshotError, TransformError
 from dbsnaplake.frames import fingerprint
 from dbsnaplake.frames.parquet_join import JOIN_MIN_ROW_GROUP_SHARE
 from dbsnaplake.frames.partitioning import partition_path
+from dbsnaplake.frames.polars_reader import PolarsRead, read_in_polars
 from dbsnaplake.frames.readers import (
     PARQUET,
     FileToRead,
@@ -175,25 +176,36 @@ def _read_spilled(path: Path, schema: pa.Schema) -> Iterator[pa.Table]:
 
 
 def read_group_file(
-    file: FileToRead, schema: pa.Schema | None, reader: SnapshotReader | None, on_bad_value: str
-) -> Iterator[ReadResult]:
+    file: FileToRead,
+    schema: pa.Schema | None,
+    reader: SnapshotReader | None,
+    on_bad_value: str,
+    in_polars: bool = False,
+) -> Iterator[Read]:
     """One snapshot file's rows (conformed to the group's schema when known), whole or in slices of a few MiB for
     a Parquet file bigger than a chunk; its record count checked once all are read. Each is checked unchanged
-    since the manifest (size, ETag): a file read whole from S3 by the answer that brings its bytes."""
-    if reader is None and (file.size or 0) > ETL_CHUNK_BYTES and detect_format(file.uri).kind == PARQUET:
+    since the manifest (size, ETag): a file read whole from S3 by the answer that brings its bytes. ``in_polars``:
+    a Parquet file read whole is decoded by Polars when it gives the same rows (:func:`read_in_polars`)."""
+    parquet = reader is None and detect_format(file.uri).kind == PARQUET
+    results: Iterable[Read]
+    if parquet and (file.size or 0) > ETL_CHUNK_BYTES:
         file.check_unchanged()
-        batches = read_parquet_batches(file.uri, file.size, READ_AHEAD_BYTES)
-        results: Iterable[ReadResult] = (ReadResult(t) for t in batches)
+        results = (ReadResult(t) for t in read_parquet_batches(file.uri, file.size, READ_AHEAD_BYTES))
     elif reader is None and storage.is_s3(file.uri):
-        results = [ReadResult(read_table(file.uri, file.size, data=file.read_unchanged()))]
+        data = file.read_unchanged()
+        decoded = read_in_polars(data, schema) if parquet and in_polars else None
+        results = [decoded or ReadResult(read_table(file.uri, file.size, data=data))]
     else:
         file.check_unchanged()
-        results = [read_snapshot_file(file, reader, on_bad_value, SOURCE_READERS)]
+        decoded = read_in_polars(file.uri, schema) if parquet and in_polars else None
+        results = [decoded or read_snapshot_file(file, reader, on_bad_value, SOURCE_READERS)]
     n_record = 0
     for result in results:
-        n_record += result.table.num_rows
-        table = result.table if schema is None else conform(result.table, schema, file.uri)
-        yield ReadResult(table, result.n_bad_value)
+        n_record += result.num_rows
+        if schema is None or isinstance(result, PolarsRead):  # Polars decodes files of the group's schema only
+            yield result
+        else:
+            yield ReadResult(conform(result.table, schema, file.uri), result.n_bad_value)
     if file.expected_records is not None and n_record != file.expected_records:
         raise SnapshotError(f"{file.uri} holds {n_record} records but the manifest says {file.expected_records}")
 
@@ -207,9 +219,7 @@ def group_files(manifest: Manifest) -> Iterator[FileToRead]:
         yield FileToRead(uri, size, expected, extra, etag)
 
 
-def transform_file(spec: str | None, table: pa.Table, uri: str) -> pl.DataFrame:
-    frame = pl.from_arrow(for_polars(table, uri), rechunk=False)
-    assert isinstance(frame, pl.DataFrame)
+def transform_file(spec: str | None, frame: pl.DataFrame, uri: str) -> pl.DataFrame:
     try:
         return apply_transform(spec, frame)
     except TransformError as exc:
@@ -275,31 +285,52 @@ def partition_fingerprints(hashes: np.ndarray, starts: list[int]) -> list[int]:
     return [int(total) for total in sums]
 
 
+Read = ReadResult | PolarsRead
+"""A snapshot file's rows (or a slice of them): decoded by pyarrow, or by Polars (see :mod:`.polars_reader`)."""
+
+
+def rows_of(reads: Sequence[Read], where: str) -> tuple[pl.DataFrame, pa.Schema]:
+    """Reads (of ``where``) as one Polars frame, and the Arrow schema of their rows (the lake's types are made from it). Reads
+    by pyarrow of other schemas (a whole group may hold them) are promoted; those of many small files copied into
+    one contiguous frame: every later step (the transform, the split's gather, the hashing, the conversions) pays
+    per chunk, and thousands of chunks of a few rows cost more than one copy of the rows."""
+    contiguous = len(reads) > MAX_CHUNK_PIECES
+    if all(isinstance(read, PolarsRead) for read in reads):  # of one schema (Chunk.fits)
+        frames = [read.frame for read in reads if isinstance(read, PolarsRead)]
+        frame = pl.concat(frames, rechunk=contiguous) if len(frames) > 1 else frames[0]
+        return frame, reads[0].schema
+    tables = [read.table for read in reads if isinstance(read, ReadResult)]
+    same = all(table.schema.equals(tables[0].schema) for table in tables)
+    table = pa.concat_tables(tables, promote_options="default" if same else "permissive")
+    table = table.combine_chunks() if contiguous else table
+    converted = pl.from_arrow(for_polars(table, where), rechunk=False)
+    assert isinstance(converted, pl.DataFrame)
+    return converted, table.schema
+
+
 @dataclass
 class Chunk:
-    """Snapshot rows read but not yet transformed: pieces of one schema, by the file they came from."""
+    """Snapshot rows read but not yet transformed: reads of one schema and one decoder, by the file they came
+    from."""
 
-    files: list[tuple[str, list[pa.Table]]] = field(default_factory=list)
+    files: list[tuple[str, list[Read]]] = field(default_factory=list)
     nbytes: int = 0
 
-    def fits(self, table: pa.Table) -> bool:
-        return not self.files or self.files[0][1][0].schema.equals(table.schema)
+    def fits(self, read: Read) -> bool:
+        if not self.files:
+            return True
+        first = self.files[0][1][0]
+        return type(first) is type(read) and first.schema.equals(read.schema)
 
-    def add(self, read: ReadResult, uri: str) -> None:
+    def add(self, read: Read, uri: str) -> None:
         if not self.files or self.files[-1][0] != uri:
             self.files.append((uri, []))
-        self.files[-1][1].append(read.table)
+        self.files[-1][1].append(read)
         self.nbytes += read.nbytes
 
-    def table(self) -> pa.Table:
-        """The chunk's rows as one table (pieces of other schemas, which a whole group may hold, promoted); the
-        pieces of many small files copied into one contiguous chunk: every later step (the transform, the split's
-        gather, the hashing, the conversions) pays per chunk, and thousands of chunks of a few rows cost more than
-        one copy of the rows."""
-        pieces = [piece for _, pieces in self.files for piece in pieces]
-        same = all(piece.schema.equals(pieces[0].schema) for piece in pieces)
-        table = pa.concat_tables(pieces, promote_options="default" if same else "permissive")
-        return table.combine_chunks() if len(pieces) > MAX_CHUNK_PIECES else table
+    def rows(self) -> tuple[pl.DataFrame, pa.Schema]:
+        """The chunk's rows as one frame (see :func:`rows_of`)."""
+        return rows_of([read for _, reads in self.files for read in reads], self.where)
 
     @property
     def where(self) -> str:
@@ -329,30 +360,31 @@ class GroupRows:
         named (each file alone is transformed again to find it)."""
         self.n_chunks += 1
         try:
-            self._add(chunk.table(), chunk.where)
+            self._add(*chunk.rows(), chunk.where)
         except DbSnapLakeError:
             if len(chunk.files) < 2:
                 raise
-            for uri, pieces in chunk.files:
-                self._add(pa.concat_tables(pieces), uri, dry_run=True)
+            for uri, reads in chunk.files:
+                self._add(*rows_of(reads, uri), uri, dry_run=True)
             raise
         over_rss = 0 < self.rss_limit < resident_memory() and self.held > self.budget // 4  # runs not too small
         if self.held > self.budget or over_rss:
             self.spill()
 
-    def _add(self, table: pa.Table, where: str, dry_run: bool = False) -> None:
-        """Transform a chunk, convert it to the lake's types, fingerprint its rows and split it by partition: each
-        step once for the whole chunk (a chunk of a thousand partitions costs one conversion, not a thousand)."""
+    def _add(self, frame: pl.DataFrame, source_schema: pa.Schema, where: str, dry_run: bool = False) -> None:
+        """Transform a chunk (its rows in ``frame``, read as ``source_schema``), convert it to the lake's types,
+        fingerprint its rows and split it by partition: each step once for the whole chunk (a chunk of a thousand
+        partitions costs one conversion, not a thousand)."""
         config = self.config
-        out = transform_file(config.transform, table, where)
+        out = transform_file(config.transform, frame, where)
         config.require_output_columns(out.columns)
         dropped = [] if config.partition_columns_in_files else list(config.partition_by)
         polars_schema = out.head(0).drop(dropped).to_arrow(compat_level=COMPAT).schema
-        schema = lake_schema(polars_schema, table.schema, config.keep_nanoseconds)
+        schema = lake_schema(polars_schema, source_schema, config.keep_nanoseconds)
         check_sort_keys(schema, config.sort_by, where)
         split = split_partitions(out, config.partition_by)
         kept = out.drop(dropped)
-        rows = to_lake(kept.to_arrow(compat_level=COMPAT), table.schema, config.keep_nanoseconds, where)
+        rows = to_lake(kept.to_arrow(compat_level=COMPAT), source_schema, config.keep_nanoseconds, where)
         if dry_run:
             return
         hashes = fingerprint.row_hashes(rows, kept)
@@ -398,7 +430,9 @@ def read_group(
     reads = (
         (file, read)
         for file in files
-        for read in itertools.chain(read_group_file(file, schema, header.reader, config.on_bad_value), [None])
+        for read in itertools.chain(
+            read_group_file(file, schema, header.reader, config.on_bad_value, in_polars=not whole_group), [None]
+        )
     )
     # the next files are read and decoded on a thread while this chunk is transformed: a batch ahead at most
     batched = batches(reads, lambda item: item[1].nbytes if item[1] else 0, READ_AHEAD_BYTES)
@@ -412,8 +446,8 @@ def read_group(
                 file_rows = 0
                 continue
             n_bad_value += read.n_bad_value
-            file_rows += read.table.num_rows
-            if not whole_group and (not chunk.fits(read.table) or chunk.nbytes >= ETL_CHUNK_BYTES):
+            file_rows += read.num_rows
+            if not whole_group and (not chunk.fits(read) or chunk.nbytes >= ETL_CHUNK_BYTES):
                 rows.add_chunk(chunk)
                 chunk = Chunk()
             chunk.add(read, file.uri)
