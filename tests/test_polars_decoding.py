@@ -20,15 +20,9 @@ from dbsnaplake.frames.parquet_join import read_footer, row_group_file
 from dbsnaplake.frames.polars_reader import converted_schema, decodes_alike, read_in_polars
 from dbsnaplake.frames.types import for_polars
 from dbsnaplake.stages import validate
-from tests.support.arrow_tables import HOSTILE_NAMES, build_array, column_kinds
+from tests.support.arrow_tables import HOSTILE_NAMES, POLARS_DECODED, build_array, column_kinds
 
 KINDS = column_kinds()
-PLAIN = {
-    "int8", "int64", "uint64", "float", "double", "bool", "string", "large_string", "binary", "date32[day]",
-    "timestamp[ms, tz=UTC]",
-}  # fmt: skip
-"""The drawn types Polars is trusted with (:func:`decodes_alike`): a file of only these must be decoded by it."""
-
 WRITER_OPTIONS = st.fixed_dictionaries(
     {
         "use_dictionary": st.booleans(),
@@ -42,7 +36,7 @@ WRITER_OPTIONS = st.fixed_dictionaries(
 
 @st.composite
 def tables(draw: Any, plain_only: bool = False) -> pa.Table:
-    kinds = [kind for kind in KINDS if str(kind.type) in PLAIN] if plain_only else KINDS
+    kinds = [kind for kind in KINDS if str(kind.type) in POLARS_DECODED] if plain_only else KINDS
     chosen = draw(st.lists(st.sampled_from(range(len(kinds))), min_size=1, max_size=6, unique=True))
     names = draw(st.lists(st.sampled_from(HOSTILE_NAMES), min_size=len(chosen), max_size=len(chosen), unique=True))
     n_rows = draw(st.integers(0, 8))
@@ -69,7 +63,7 @@ def test_polars_decodes_a_file_as_pyarrow_and_the_conversion_do_or_leaves_it_to_
     expected = pl.from_arrow(for_polars(by_pyarrow, "drawn"), rechunk=False)
     assert isinstance(expected, pl.DataFrame)
     decoded = read_in_polars(data)
-    if all(str(t) in PLAIN for t in table.schema.types) and options["store_schema"]:
+    if all(str(t) in POLARS_DECODED for t in table.schema.types) and options["store_schema"]:
         assert decoded is not None, table.schema  # the types it is trusted with are decoded by it
     if decoded is None:
         return
@@ -115,7 +109,7 @@ def test_a_frame_decoded_by_polars_has_the_fingerprint_of_its_arrow_rows(
     data = written(table, options)
     rows = pq.ParquetFile(pa.BufferReader(data)).read()
     frame = pl.read_parquet(data)
-    plain = all(str(t) in PLAIN for t in table.schema.types)
+    plain = all(str(t) in POLARS_DECODED for t in table.schema.types)
     if not fingerprint.hashes_in_polars(rows.schema) or frame.schema != converted_schema(rows.schema):
         assert not plain  # left to pyarrow (a date64 column: a date in pyarrow, a datetime in Polars)
         return

@@ -20,6 +20,7 @@ from dbsnaplake import storage
 from dbsnaplake.api import PipelineConfig, S3Location, SortKey, build_manifest, parse_partition_path, run_pipeline
 from dbsnaplake.frames.sorting import is_sorted
 from dbsnaplake.frames.types import lake_type
+from dbsnaplake.stages import etl
 
 from .support.arrow_tables import SnapshotCase, column_kinds, snapshot_cases
 from .support.cli import dbsnaplake
@@ -118,16 +119,33 @@ def case_settings(examples: int) -> settings:
     )
 
 
+@pytest.fixture
+def polars_decodes_every_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ETL decodes snapshot files of any size with Polars where it decodes them alike (files from 256 KiB only, by
+    default)."""
+    monkeypatch.setattr(etl, "POLARS_MIN_FILE_BYTES", 0)
+
+
 @case_settings(30)
 @given(case=snapshot_cases())
 def test_random_schemas_reach_a_local_lake_as_documented(case: SnapshotCase, tmp_path: Path) -> None:
     run_case(case, str(tmp_path / uuid.uuid4().hex[:10]))
 
 
+@case_settings(30)
+@given(case=snapshot_cases(polars_decoded_only=True))
+def test_random_schemas_decoded_by_polars_reach_a_local_lake_as_documented(
+    case: SnapshotCase, tmp_path: Path, polars_decodes_every_file: None
+) -> None:
+    run_case(case, str(tmp_path / uuid.uuid4().hex[:10]))
+
+
 @pytest.mark.slow
 @case_settings(8)
 @given(case=snapshot_cases())
-def test_random_schemas_reach_an_s3_lake_as_documented(case: SnapshotCase, s3_server: str) -> None:
+def test_random_schemas_reach_an_s3_lake_as_documented(
+    case: SnapshotCase, s3_server: str, polars_decodes_every_file: None
+) -> None:
     run_case(case, f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:10]}")
 
 

@@ -112,9 +112,17 @@ class SnapshotCase:
     group_size: int
 
 
+POLARS_DECODED = frozenset(
+    {"int8", "int64", "uint64", "float", "double", "bool", "string", "large_string", "binary", "date32[day]"}
+    | {"timestamp[ms, tz=UTC]"}
+)
+"""The drawn types that ETL and validation let Polars decode (:mod:`dbsnaplake.frames.polars_reader`)."""
+
+
 @st.composite
-def snapshot_cases(draw: Callable[..., Any]) -> SnapshotCase:
-    kinds = column_kinds()
+def snapshot_cases(draw: Callable[..., Any], polars_decoded_only: bool = False) -> SnapshotCase:
+    """Files of a random schema (of :data:`POLARS_DECODED` types only, with ``polars_decoded_only``)."""
+    kinds = [k for k in column_kinds() if not polars_decoded_only or str(k.type) in POLARS_DECODED]
     chosen = draw(st.lists(st.sampled_from(range(len(kinds))), min_size=1, max_size=7, unique=True))
     names = draw(st.lists(st.sampled_from(HOSTILE_NAMES), min_size=len(chosen), max_size=len(chosen), unique=True))
     columns = [(name, kinds[index]) for name, index in zip(names, chosen, strict=True)]
