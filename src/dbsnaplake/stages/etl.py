@@ -296,10 +296,10 @@ Read = ReadResult | PolarsRead
 
 
 def rows_of(reads: Sequence[Read], where: str) -> tuple[pl.DataFrame, pa.Schema]:
-    """Reads (of ``where``) as one Polars frame, and the Arrow schema of their rows (the lake's types are made from it). Reads
-    by pyarrow of other schemas (a whole group may hold them) are promoted; those of many small files copied into
-    one contiguous frame: every later step (the transform, the split's gather, the hashing, the conversions) pays
-    per chunk, and thousands of chunks of a few rows cost more than one copy of the rows."""
+    """Reads (of ``where``) as one Polars frame, and the Arrow schema of their rows (the lake's types are made from
+    it). Reads by pyarrow of other schemas (a whole group may hold them) are promoted; those of many small files
+    copied into one contiguous frame: every later step (the transform, the split's gather, the hashing, the
+    conversions) pays per chunk, and thousands of chunks of a few rows cost more than one copy of the rows."""
     contiguous = len(reads) > MAX_CHUNK_PIECES
     if all(isinstance(read, PolarsRead) for read in reads):  # of one schema (Chunk.fits)
         frames = [read.frame for read in reads if isinstance(read, PolarsRead)]
