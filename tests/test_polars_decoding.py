@@ -99,6 +99,18 @@ def test_int96_timestamps_and_files_of_another_schema_are_left_to_pyarrow() -> N
     assert read_in_polars(plain[:-20]) is None  # a file Polars cannot read: pyarrow's error is the one reported
 
 
+@pytest.mark.parametrize("name", ["data[0].parquet", "data?.parquet", "data*.parquet", "year=2021/data0.parquet"])
+def test_a_local_file_is_read_as_named_not_as_a_pattern_or_a_hive_folder(name: str, tmp_path: Path) -> None:
+    """File names are the user's: brackets, ``?`` and ``*`` are characters (Polars would take them for a glob and
+    read ``data0.parquet`` instead, the same schema and count), ``year=2021/`` is a folder (no column added)."""
+    pq.write_table(pa.table({"x": pa.array([1, 2], pa.int64())}), tmp_path / "data0.parquet")
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    pq.write_table(pa.table({"x": pa.array([7, 8], pa.int64())}), path)
+    decoded = read_in_polars(str(path))
+    assert decoded is not None and decoded.frame.to_dict(as_series=False) == {"x": [7, 8]}
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(table=tables(), options=WRITER_OPTIONS)
 def test_a_frame_decoded_by_polars_has_the_fingerprint_of_its_arrow_rows(

@@ -91,7 +91,7 @@ def read_in_polars(source: str | bytes, expected: pa.Schema | None = None) -> Po
         parquet = pq.ParquetFile(pa.BufferReader(source) if isinstance(source, bytes) else source)
         if not decodes_alike(parquet) or (expected is not None and not expected.equals(parquet.schema_arrow)):
             return None
-        frame = pl.read_parquet(source)
+        frame = pl.read_parquet(source, glob=False, hive_partitioning=False)  # the file named, as it is named
     except (pa.ArrowException, OSError, pl.exceptions.PolarsError):
         return None
     if frame.height != parquet.metadata.num_rows or frame.schema != converted_schema(parquet.schema_arrow):
