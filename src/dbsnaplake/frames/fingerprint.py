@@ -80,13 +80,17 @@ def _integer_hashes(array: pa.Array, path: str) -> pl.Series:
 
 
 def _float_hashes(array: pa.Array, path: str) -> pl.Series:
+    return pl.select(_float_value_hashes(pl.lit(pl.Series(pc.cast(array, pa.float64()))), path)).to_series()
+
+
+def _float_value_hashes(values: pl.Expr, path: str) -> pl.Expr:
     """Integral floats hash as the integer they equal; the others as floats (Polars hashes every NaN alike). In
     Polars, one pass each: NaN, the infinities and floats past the int64 range cast to null, not integral."""
-    floats = pl.Series(pc.cast(array, pa.float64())).fill_null(0.0)
+    floats = values.cast(pl.Float64).fill_null(0.0)
     integers = floats.cast(pl.Int64, strict=False)
     integral = (integers.cast(pl.Float64) == floats).fill_null(False)
-    as_integers, as_floats = _hashed(integers, path, _KIND_INT), _hashed(floats, path, _KIND_FLOAT)
-    return pl.select(pl.when(integral).then(as_integers).otherwise(as_floats)).to_series()
+    as_integers, as_floats = integers.hash(_salt(path) ^ _KIND_INT), floats.hash(_salt(path) ^ _KIND_FLOAT)
+    return pl.when(integral).then(as_integers).otherwise(as_floats)
 
 
 def _decimal_hashes(array: pa.Array, path: str) -> pl.Series:
@@ -244,11 +248,7 @@ def _polars_value_hashes(name: str, dtype: pl.DataType) -> pl.Expr | None:
     elif dtype.is_integer() or dtype == pl.Boolean:
         hashed = column.cast(pl.Int64).hash(_salt(name) ^ _KIND_INT)
     elif dtype.is_float():
-        floats = column.cast(pl.Float64).fill_null(0.0)
-        integers = floats.cast(pl.Int64, strict=False)
-        integral = (integers.cast(pl.Float64) == floats).fill_null(False)
-        as_integers, as_floats = integers.hash(_salt(name) ^ _KIND_INT), floats.hash(_salt(name) ^ _KIND_FLOAT)
-        hashed = pl.when(integral).then(as_integers).otherwise(as_floats)
+        hashed = _float_value_hashes(column, name)
     elif isinstance(dtype, pl.Datetime):
         nanoseconds = column.to_physical() * pl.lit(_NANOSECONDS[dtype.time_unit], pl.Int64)
         hashed = nanoseconds.hash(_salt(name) ^ _KIND_TIME)
