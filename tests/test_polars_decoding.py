@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from dbsnaplake.frames import fingerprint
 from dbsnaplake.frames.parquet_join import read_footer, row_group_file
-from dbsnaplake.frames.polars_reader import converted_schema, decodes_alike, read_in_polars
-from dbsnaplake.frames.types import for_polars
+from dbsnaplake.frames.polars_reader import decodes_alike, read_in_polars
+from dbsnaplake.frames.types import converted_schema, for_polars
 from dbsnaplake.stages import validate
 from tests.support.arrow_tables import HOSTILE_NAMES, POLARS_DECODED, build_array, column_kinds
 
@@ -117,15 +117,18 @@ def test_a_frame_decoded_by_polars_has_the_fingerprint_of_its_arrow_rows(
     table: pa.Table, options: dict[str, Any]
 ) -> None:
     """What validation computes from a data-lake file read back by Polars is what ETL computed from the rows in
-    Arrow; a type Polars is not trusted with is hashed from Arrow."""
+    Arrow, and each row's hash that ETL takes from its Polars frame is the one Arrow gives; a type Polars is not
+    trusted with is hashed from Arrow."""
     data = written(table, options)
     rows = pq.ParquetFile(pa.BufferReader(data)).read()
     frame = pl.read_parquet(data)
+    assert fingerprint.row_hashes(rows, frame).tolist() == fingerprint.row_hashes(rows).tolist()
     plain = all(str(t) in POLARS_DECODED for t in table.schema.types)
     if not fingerprint.hashes_in_polars(rows.schema) or frame.schema != converted_schema(rows.schema):
         assert not plain  # left to pyarrow (a date64 column: a date in pyarrow, a datetime in Polars)
         return
     assert fingerprint.frame_fingerprint(frame) == fingerprint.fingerprint(rows)
+    assert fingerprint.frame_row_hashes(frame).tolist() == fingerprint.row_hashes(rows).tolist()
 
 
 @settings(

@@ -37,6 +37,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dbsnaplake.frames.types import converted_schema
+
 MASK = (1 << 64) - 1
 _U64 = np.uint64
 _KIND_INT, _KIND_FLOAT, _KIND_STRING, _KIND_BINARY, _KIND_DECIMAL, _KIND_TIME, _KIND_LIST = (
@@ -80,7 +82,15 @@ def _integer_hashes(array: pa.Array, path: str) -> pl.Series:
 
 
 def _float_hashes(array: pa.Array, path: str) -> pl.Series:
-    return pl.select(_float_value_hashes(pl.lit(pl.Series(pc.cast(array, pa.float64()))), path)).to_series()
+    floats = pl.DataFrame({"x": pl.Series(pc.cast(array, pa.float64()))})
+    return _lazily(floats, _float_value_hashes(pl.col("x"), path)).to_series()
+
+
+def _lazily(frame: pl.DataFrame, expression: pl.Expr) -> pl.DataFrame:
+    """``frame.select(expression)``, optimised as a lazy query is: a subexpression used twice (the float hash's
+    floats, the integers they equal) is computed once, which an eager select does not do (half the CPU of a frame
+    of numbers)."""
+    return frame.lazy().select(expression).collect()
 
 
 def _float_value_hashes(values: pl.Expr, path: str) -> pl.Expr:
@@ -204,8 +214,12 @@ def row_hashes(rows: pa.Table | pa.RecordBatch, frame: pl.DataFrame | None = Non
     """One uint64 per row: its canonical encoding's hash (the Polars hash of its values' hashes' sum).
 
     ``frame``, when given, holds the same rows in Polars (ETL's transformed chunk, from which ``rows`` was
-    converted): its String columns that are text in ``rows`` too are hashed as they are, not converted from Arrow
-    back to Polars (the same values: the same hashes; a third of the time of a table of text)."""
+    converted without changing a value): when its types are what ``rows`` converts to and Polars hashes them alike
+    (:func:`hashes_in_polars`), the rows are hashed from it in one Polars select (:func:`frame_row_hashes`: a third
+    less CPU than a pass per column here); else its String columns that are text in ``rows`` too are hashed as they
+    are, not converted from Arrow back to Polars (the same values: the same hashes)."""
+    if frame is not None and hashes_in_polars(rows.schema) and frame.schema == converted_schema(rows.schema):
+        return frame_row_hashes(frame)
     total = np.zeros(rows.num_rows, _U64)
     polars_schema = frame.schema if frame is not None else {}
     for name, column in zip(rows.column_names, rows.columns, strict=True):
@@ -263,13 +277,23 @@ def _polars_value_hashes(name: str, dtype: pl.DataType) -> pl.Expr | None:
     return pl.when(column.is_null()).then(pl.lit(0, pl.UInt64)).otherwise(hashed)
 
 
-def frame_fingerprint(frame: pl.DataFrame) -> int:
-    """:func:`fingerprint` of a Polars frame of the types :func:`hashes_in_polars` names, in one Polars select: the
-    same sum, without a pass in NumPy per column (a third less CPU on text)."""
+def _frame_row_hash(frame: pl.DataFrame) -> pl.Expr:
     values = [e for name, dtype in frame.schema.items() if (e := _polars_value_hashes(name, dtype)) is not None]
     row_sums = pl.sum_horizontal(values) if values else pl.repeat(pl.lit(0, pl.UInt64), frame.height)
-    summed = frame.select(row_sums.hash(_ROW_SEED).sum()).item()
-    return int(summed or 0)
+    return row_sums.hash(_ROW_SEED)
+
+
+def frame_row_hashes(frame: pl.DataFrame) -> np.ndarray:
+    """:func:`row_hashes` of a Polars frame of the types :func:`hashes_in_polars` names, in one Polars select: the
+    same hashes, without a pass in NumPy per column."""
+    hashes: np.ndarray = _lazily(frame, _frame_row_hash(frame)).to_series().to_numpy()
+    return hashes
+
+
+def frame_fingerprint(frame: pl.DataFrame) -> int:
+    """:func:`fingerprint` of a Polars frame of the types :func:`hashes_in_polars` names, in one Polars select (a
+    third less CPU on text)."""
+    return int(_lazily(frame, _frame_row_hash(frame).sum()).item() or 0)
 
 
 def fingerprint(rows: pa.Table | pa.RecordBatch) -> int:

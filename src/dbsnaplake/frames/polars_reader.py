@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dbsnaplake.frames.types import polars_input_type
+from dbsnaplake.frames.types import converted_schema, polars_input_type
 
 PLAIN_PHYSICAL_TYPES = frozenset({"BOOLEAN", "INT32", "INT64", "FLOAT", "DOUBLE", "BYTE_ARRAY"})
 
@@ -59,14 +59,6 @@ def _plain(t: pa.DataType) -> bool:
     ):
         return False
     return bool(polars_input_type(t) == t)
-
-
-@functools.lru_cache(maxsize=256)
-def converted_schema(schema: pa.Schema) -> pl.Schema:
-    """The Polars schema of a table of ``schema`` converted (``pl.from_arrow``)."""
-    empty = pl.from_arrow(schema.empty_table())
-    assert isinstance(empty, pl.DataFrame)
-    return empty.schema
 
 
 def decodes_alike(parquet: pq.ParquetFile) -> bool:

@@ -117,6 +117,14 @@ def for_polars(table: pa.Table, where: str) -> pa.Table:
     return table
 
 
+@functools.lru_cache(maxsize=256)
+def converted_schema(schema: pa.Schema) -> pl.Schema:
+    """The Polars schema of a table of ``schema`` converted (``pl.from_arrow``)."""
+    empty = pl.from_arrow(schema.empty_table())
+    assert isinstance(empty, pl.DataFrame)
+    return empty.schema
+
+
 @functools.lru_cache(maxsize=512)
 def polars_type(t: pa.DataType) -> pa.DataType:
     """The Arrow type a column of type ``t`` comes back from Polars as, when the transform leaves it alone."""

@@ -25,8 +25,8 @@ from dbsnaplake.config.settings import PipelineConfig, planned_config
 from dbsnaplake.errors import SnapshotError, ValidationError
 from dbsnaplake.frames import fingerprint
 from dbsnaplake.frames.parquet_join import Footer, RowGroupBytes, read_footer, row_group_file
-from dbsnaplake.frames.polars_reader import converted_schema
 from dbsnaplake.frames.readers import dictionary_encoded_columns, read_row_groups
+from dbsnaplake.frames.types import converted_schema
 from dbsnaplake.ledger import Ledger
 from dbsnaplake.manifest import N_RECORD, PARTITION, ROWS_FINGERPRINT, SIZE, Manifest, read_manifest
 from dbsnaplake.original_format import validation_dict
