@@ -23,7 +23,11 @@ def _settings(conf: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "inherited",
-    [None, POLARS_OWN_ALLOCATOR_CONF],  # unset; or set by `import polars` in the process starting the workers
+    [
+        None,
+        POLARS_OWN_ALLOCATOR_CONF,  # set by `import polars` in the process starting the workers
+        f"{POLARS_OWN_ALLOCATOR_CONF},{POLARS_ALLOCATOR_CONF}",  # and a pool made before
+    ],
 )
 def test_a_worker_keeps_freed_memory_for_reuse(monkeypatch: pytest.MonkeyPatch, inherited: str | None) -> None:
     if inherited is None:
@@ -31,6 +35,7 @@ def test_a_worker_keeps_freed_memory_for_reuse(monkeypatch: pytest.MonkeyPatch, 
     else:
         monkeypatch.setenv(POLARS_ALLOCATOR_VARIABLE, inherited)
     conf = worker_environment(2)[POLARS_ALLOCATOR_VARIABLE]
+    assert conf == POLARS_ALLOCATOR_CONF
     # what Polars makes of it in the worker: its own settings first, ours after them
     assert _settings(f"{POLARS_OWN_ALLOCATOR_CONF},{conf}") == _settings(POLARS_ALLOCATOR_CONF)
 
@@ -44,18 +49,28 @@ def test_a_users_own_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
     assert environment["POLARS_MAX_THREADS"] == "7"
 
 
-def _allocator_conf_seen_by_polars() -> str:
-    import polars  # noqa: F401  (sets the variable as it loads its allocator)
+def _allocator_conf_at_start() -> str | None:
+    """The variable as this process started with it (what Polars reads when it loads first thing, before any
+    start-up code: ``/proc/self/environ`` keeps the environment a process was started with)."""
+    with open("/proc/self/environ", "rb") as f:
+        for entry in f.read().split(b"\0"):
+            name, _, value = entry.decode().partition("=")
+            if name == POLARS_ALLOCATOR_VARIABLE:
+                return value
+    return None
 
-    return os.environ[POLARS_ALLOCATOR_VARIABLE]
 
-
-def test_a_pool_worker_started_after_polars_loaded_here_gets_the_setting() -> None:
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="reads /proc (Linux)")
+def test_a_pool_worker_starts_with_the_setting_even_when_polars_loaded_here_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import polars  # noqa: F401  (as in a run: the orchestrating process has Polars loaded)
 
+    monkeypatch.setenv(POLARS_ALLOCATOR_VARIABLE, os.environ[POLARS_ALLOCATOR_VARIABLE])  # restored after the test
     pool = ProcessPool(1)
     try:
-        seen = pool.submit(_allocator_conf_seen_by_polars).result(timeout=120)
+        started_with = pool.submit(_allocator_conf_at_start).result(timeout=120)
     finally:
         pool.shutdown()
-    assert _settings(seen) == _settings(POLARS_ALLOCATOR_CONF)
+    assert started_with is not None
+    assert _settings(f"{POLARS_OWN_ALLOCATOR_CONF},{started_with}") == _settings(POLARS_ALLOCATOR_CONF)

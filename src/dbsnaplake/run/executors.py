@@ -53,24 +53,33 @@ and then goes back at once (``muzzy_decay_ms:0``: no ``MADV_FREE`` pages, which 
 reclaims them)."""
 POLARS_OWN_ALLOCATOR_CONF = "dirty_decay_ms:500,muzzy_decay_ms:1000"
 """What ``import polars`` puts first in :data:`POLARS_ALLOCATOR_VARIABLE` (a user's value after it): a process that
-imported Polars passes it on to the workers it starts."""
+imported Polars passes it on to the processes it starts."""
+
+
+def allocator_conf() -> str:
+    """:data:`POLARS_ALLOCATOR_VARIABLE` for a worker: :data:`POLARS_ALLOCATOR_CONF`, then a user's own settings
+    (jemalloc takes the last value of a setting: the user's win), without what Polars or this put first."""
+    users = os.environ.get(POLARS_ALLOCATOR_VARIABLE, "")
+    while (rest := users.removeprefix(POLARS_OWN_ALLOCATOR_CONF).removeprefix(POLARS_ALLOCATOR_CONF)) != users:
+        users = rest.lstrip(",")
+    return ",".join(filter(None, [POLARS_ALLOCATOR_CONF, users]))
 
 
 def worker_environment(threads: int) -> dict[str, str]:
-    """What a worker process's environment sets before Polars loads; a user's own values win (jemalloc takes the
-    last value of a setting)."""
-    users = os.environ.get(POLARS_ALLOCATOR_VARIABLE, "").removeprefix(POLARS_OWN_ALLOCATOR_CONF).lstrip(",")
+    """What a worker process starts with (a user's own values win). Polars reads its allocator's setting as it
+    loads, which in a spawned worker can be before any start-up code runs (the main script is imported again):
+    a process starting workers puts it in its own environment first, for them to inherit."""
     return {
         "POLARS_MAX_THREADS": os.environ.get("POLARS_MAX_THREADS", str(threads)),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads)),
-        POLARS_ALLOCATOR_VARIABLE: ",".join(filter(None, [POLARS_ALLOCATOR_CONF, users])),
+        POLARS_ALLOCATOR_VARIABLE: allocator_conf(),
     }
 
 
 def share_cores(threads: int) -> None:
     """Worker start-up: use ``threads`` threads in Arrow and Polars, so the workers together do not
-    oversubscribe the cores (measured: ETL 10 % faster with 2 workers on 2 cores), and Polars' allocator as
-    :data:`POLARS_ALLOCATOR_CONF` says. Runs before Polars loads."""
+    oversubscribe the cores (measured: ETL 10 % faster with 2 workers on 2 cores). Runs before Polars starts its
+    threads."""
     os.environ.update(worker_environment(threads))
     import pyarrow as pa
 
@@ -182,6 +191,7 @@ class ProcessPool(Executor):
         return self._manager.Queue()
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        os.environ[POLARS_ALLOCATOR_VARIABLE] = allocator_conf()  # inherited by the workers: see worker_environment
         return ProcessPoolExecutor(
             max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
