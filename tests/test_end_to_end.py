@@ -226,13 +226,13 @@ def test_the_read_back_on_workers_proves_what_it_proves_here(local_root: str, ex
 
 
 @contextlib.contextmanager
-def run_in_a_pool(root: str) -> Iterator[tuple[Executor, RunResult]]:
-    """A run over a pool of 2 worker processes, on a small snapshot partitioned by year and month; the pool stays
-    open for the test."""
+def run_in_a_pool(root: str, **overrides: object) -> Iterator[tuple[Executor, RunResult]]:
+    """A run over a pool of 2 worker processes, on a small snapshot partitioned by year and month (unless
+    ``overrides`` say otherwise); the pool stays open for the test."""
     from dbsnaplake.run.executors import ProcessPool
 
     manifest = make_orders_snapshot(root, n_files=6)
-    config = orders_config(root, manifest, partition_by=("year", "month"), workers=2)
+    config = orders_config(root, manifest, **{"partition_by": ("year", "month"), "workers": 2, **overrides})
     with ProcessPool(2) as pool:
         yield pool, run_pipeline(config, pool)
 
@@ -267,11 +267,14 @@ def test_a_worker_killed_during_the_read_back_is_replaced_and_its_files_read_aga
 
 
 class _CountsSubmits(Executor):
+    """The run's pool, counting the tasks submitted and the data-lake files they read back."""
+
     def __init__(self, pool: Executor) -> None:
-        self._pool, self.submitted = pool, 0
+        self._pool, self.submitted, self.read_back = pool, 0, []
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         self.submitted += 1
+        self.read_back.extend(args[0] if args and isinstance(args[0], list) else [])
         return self._pool.submit(fn, *args, **kwargs)
 
 
@@ -288,7 +291,7 @@ def test_files_read_back_as_their_group_is_compacted_are_not_read_again_unless_t
         counting = _CountsSubmits(pool)
         read_back = ReadBackOver(counting, 2)
         for group in result.compaction:
-            read_back.compacted(group)
+            read_back.finished(group)
         written = [LakeFile(f.uri, f.size) for group in result.compaction for f in group.files]
         assert counting.submitted == len(written) > 2
 
@@ -301,7 +304,7 @@ def test_files_read_back_as_their_group_is_compacted_are_not_read_again_unless_t
         assert counting.submitted == len(written)  # every file was read early: none again
 
         for group in result.compaction:
-            read_back.compacted(group)
+            read_back.finished(group)
         changed = written[0]
         changed_rows = pq.read_metadata(changed.uri).num_rows
         pq.write_table(pq.read_table(changed.uri).slice(1), changed.uri + ".new")  # replaced, as the stages do: an
@@ -312,6 +315,62 @@ def test_files_read_back_as_their_group_is_compacted_are_not_read_again_unless_t
         assert again == read_back_here(listed(), NoProgress())
         position = [f.uri for f in listed()].index(changed.uri)
         assert again[position].n_record == pq.read_metadata(changed.uri).num_rows == changed_rows - 1
+
+
+SEVERAL_FILES_A_GROUP = {"partition_by": ("year",), "target_file_size": 64 * 1024}
+"""A compaction group per year, each writing several files."""
+
+
+def test_a_file_published_by_a_compaction_attempt_that_failed_is_read_again(local_root: str) -> None:
+    """A lake file is read back as soon as its compaction worker publishes it; if its group then fails, the rerun
+    writes the file again: what was read of it early is dropped, and validation reads the file as it is."""
+    from dbsnaplake.progress import NoProgress
+    from dbsnaplake.run.read_back import ReadBackOver
+    from dbsnaplake.stages.validate import LakeFile, read_back_here
+
+    with run_in_a_pool(local_root, **SEVERAL_FILES_A_GROUP) as (pool, result):
+        counting = _CountsSubmits(pool)
+        read_back = ReadBackOver(counting, 2)
+        failed, done = result.compaction[0], result.compaction[1]
+        for group in (failed, done):
+            read_back.published(group.group, group.files[0].uri, group.files[0].size)
+        read_back.failed(failed.group)
+        early = len(counting.read_back)
+        assert early == 2
+
+        files = [LakeFile(f.uri, f.size) for group in result.compaction for f in group.files]
+        assert read_back(files, NoProgress()) == read_back_here(files, NoProgress())
+        read_at_validation = counting.read_back[early:]
+        taken_early = LakeFile(done.files[0].uri, done.files[0].size)
+        assert LakeFile(failed.files[0].uri, failed.files[0].size) in read_at_validation
+        assert sorted(read_at_validation, key=lambda f: f.uri) == sorted(
+            (f for f in files if f != taken_early), key=lambda f: f.uri
+        )
+
+
+def test_compaction_workers_report_each_lake_file_as_they_publish_it(local_root: str) -> None:
+    """Over a process pool, compaction reports every file it writes, before its group is done: the read-back of
+    the lake starts on it then."""
+    from dbsnaplake.ledger import COMPACT
+    from dbsnaplake.progress import NoProgress
+    from dbsnaplake.run.groups import run_groups
+    from dbsnaplake.stages.compact import compact
+
+    from .test_resume import HeardOf
+
+    with run_in_a_pool(local_root, **SEVERAL_FILES_A_GROUP) as (pool, result):
+        manifest = storage.join(local_root, "manifests", "manifest-summary.json")
+        config = orders_config(local_root, manifest, **SEVERAL_FILES_A_GROUP)
+        follower = HeardOf()
+        groups = list(result.compaction_plan.group_manifests)
+        again = run_groups(pool, compact, config, groups, NoProgress(), "compact", COMPACT, follower=follower)
+
+        assert len(again) == len(groups) > 1
+        for group in again:
+            heard = [h for h in follower.heard if h[1] in (group.group, group)]
+            published = [(h[2], h[3]) for h in heard if h[0] == "published"]
+            assert published == [(f.uri, f.size) for f in group.files]  # each, as it was written
+            assert heard[-1] == ("finished", group)
 
 
 class _RefusesWorkAtFirst(Executor):
@@ -335,6 +394,6 @@ def test_an_early_read_back_the_executor_refuses_is_read_when_validation_asks(lo
     with run_in_a_pool(local_root) as (pool, result):
         read_back = ReadBackOver(_RefusesWorkAtFirst(pool, 1), 2)
         for group in result.compaction:
-            read_back.compacted(group)  # the first group's files are not started: no error
+            read_back.finished(group)  # the first group's files are not started: no error
         files = [LakeFile(f.uri, f.size) for group in result.compaction for f in group.files]
         assert read_back(files, NoProgress()) == read_back_here(files, NoProgress())

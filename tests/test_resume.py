@@ -33,6 +33,8 @@ from dbsnaplake.api import (
     run_pipeline,
 )
 from dbsnaplake.layout import LATEST_POINTER_FILE as LATEST_POINTER
+from dbsnaplake.layout import parse_group_manifest
+from dbsnaplake.progress import Report
 from dbsnaplake.run.groups import run_groups
 from dbsnaplake.run.lock import run_lock
 from dbsnaplake.run.status import run_status
@@ -126,6 +128,58 @@ def test_a_group_that_keeps_failing_stops_the_run_with_a_summary(
     status = run_status(config.location.s3dir_staging)
     assert status.stages[0].failed == len(groups)
     assert "S3 is down" in status.stages[0].errors[1]
+
+
+def publishing_flaky_worker(uri: str, config: object, report: Report | None = None) -> str:
+    """Publishes a file (its size: the attempt) on each call per group, and fails after the first call's."""
+    seen = Path(uri + ".seen")
+    attempt = 2 if seen.exists() else 1
+    assert report is not None, "the in-line executor offers a report queue"
+    report.published(uri + ".out", attempt)
+    if attempt == 1:
+        seen.write_text("1")
+        raise OSError(f"connection reset while processing {uri}")
+    return uri
+
+
+class HeardOf:
+    """A group follower that notes what it hears, in order."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[object, ...]] = []
+
+    def published(self, group: int, uri: str, size: int) -> None:
+        self.heard.append(("published", group, uri, size))
+
+    def failed(self, group: int) -> None:
+        self.heard.append(("failed", group))
+
+    def finished(self, result: object) -> None:
+        self.heard.append(("finished", result))
+
+
+def test_a_follower_hears_of_files_published_and_of_the_failed_attempt_that_published_them(
+    local_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What follows a stage (validation's read-back) drops what it started on the files of a failed attempt: the
+    rerun publishes them again."""
+    monkeypatch.setattr("dbsnaplake.run.groups.BACKOFF_SECONDS", 0.01)
+    manifest = make_orders_snapshot(local_root, n_files=4, rows_per_file=200)
+    config = orders_config(local_root, manifest, group_size=10_000)
+    groups = plan_snapshot(config).group_manifests
+    follower = HeardOf()
+
+    run_groups(InlineExecutor(), publishing_flaky_worker, config, groups, NoProgress(), "flaky", "etl", follower=follower)
+
+    assert len(groups) > 1
+    for uri in groups:
+        group = parse_group_manifest(uri).group
+        assert [heard for heard in follower.heard if heard[1] in (group, uri)] == [
+            ("published", group, uri + ".out", 1),
+            ("failed", group),
+            ("published", group, uri + ".out", 2),
+            ("finished", uri),
+        ]
 
 
 def test_a_failing_group_keeps_the_others_work_and_a_rerun_after_the_fix_completes(

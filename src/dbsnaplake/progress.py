@@ -7,6 +7,7 @@ report after each file they finish (see :class:`Report`), so a display can show 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -44,10 +45,23 @@ class NoProgress:
         pass
 
 
+@dataclass(frozen=True)
+class Reported:
+    """One message a group worker puts on the report queue: data it processed, or a file it published."""
+
+    group: int
+    files: int = 0
+    size: int = 0
+    rows: int = 0
+    published: tuple[str, int] | None = None
+    """``(uri, bytes)`` of a file the worker has just published whole: it can be read from now on."""
+
+
 class Report:
-    """What a group worker calls after each file it finished: ``report(files, size, rows)``. It puts
-    ``(group, files, size, rows)`` on a queue the orchestrator drains (a multiprocessing manager's queue for a
-    process pool, a plain queue in-line). Picklable, so it travels to worker processes with the task.
+    """What a group worker calls after each file it finished: ``report(files, size, rows)``, and after each output
+    file it published: ``report.published(uri, size)``. It puts a :class:`Reported` on a queue the orchestrator
+    drains (a multiprocessing manager's queue for a process pool, a plain queue in-line). Picklable, so it travels
+    to worker processes with the task.
 
     Progress must never cost a group its work: if the queue's process died (killed), the report is dropped, both
     when the worker receives the task (the queue's proxy cannot reconnect) and when it puts."""
@@ -56,10 +70,17 @@ class Report:
         self._queue, self._group = queue, group
 
     def __call__(self, files: int = 0, size: int = 0, rows: int = 0) -> None:
+        self._put(Reported(self._group, files, size, rows))
+
+    def published(self, uri: str, size: int) -> None:
+        """The worker published ``uri`` (``size`` bytes), whole: what follows the stage may read it now."""
+        self._put(Reported(self._group, published=(uri, size)))
+
+    def _put(self, message: Reported) -> None:
         if self._queue is None:
             return
         with contextlib.suppress(Exception):  # the queue's process died (killed): progress is lost, the work is not
-            self._queue.put((self._group, files, size, rows))
+            self._queue.put(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
         rebuild, args = self._queue.__reduce__()  # a manager's proxy reconnects when it is unpickled: defer that

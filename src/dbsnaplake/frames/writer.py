@@ -120,7 +120,8 @@ class RollingParquetWriter:
 
     ``uri_for(k)`` names the k-th file (0-based). ``expected_rows`` is the number of rows that will be written
     in all (known from the manifests); ``bytes_per_row`` is a first guess used until bytes have been written.
-    ``max_row_group_memory`` caps the bytes in memory of the rows buffered for one row group.
+    ``max_row_group_memory`` caps the bytes in memory of the rows buffered for one row group. ``published`` is
+    told of each file as soon as it is published (closed and in place).
     """
 
     def __init__(
@@ -134,8 +135,10 @@ class RollingParquetWriter:
         balanced: bool = False,
         compression: str = "zstd",
         max_row_group_memory: int = MAX_ROW_GROUP_MEMORY,
+        published: Callable[[WrittenFile], None] | None = None,
     ) -> None:
         self._uri_for = uri_for
+        self._published = published
         self._schema = schema
         self._target = target_size
         self._expected_rows = expected_rows
@@ -236,6 +239,8 @@ class RollingParquetWriter:
         done = file.close()
         self._footer_bytes = done.size - data_bytes
         self._written.append(done)
+        if self._published is not None:
+            self._published(done)
         self._rows_done += done.n_record
         self._bytes_done += data_bytes
         if self._balanced and self._rows_per_file is None:

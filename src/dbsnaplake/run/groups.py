@@ -17,17 +17,18 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from queue import Empty
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from dbsnaplake.config.settings import PipelineConfig
 from dbsnaplake.errors import ConfigError, DbSnapLakeError, RecordError, SnapshotError, StageError, TransformError
 from dbsnaplake.layout import parse_group_manifest
 from dbsnaplake.ledger import Ledger, Stage
-from dbsnaplake.progress import Progress, Report
+from dbsnaplake.progress import Progress, Report, Reported
 from dbsnaplake.run.executors import report_queue
 from dbsnaplake.storage import StorageError
 
 R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 log = logging.getLogger(__name__)
 NOT_RETRIED = (SnapshotError, TransformError, ConfigError, RecordError)
 BACKOFF_SECONDS = 1.0
@@ -56,6 +57,18 @@ def is_retried(exc: BaseException) -> bool:
     return not isinstance(exc, NOT_RETRIED)
 
 
+class GroupFollower(Protocol[R_contra]):
+    """What follows a stage's groups as they go (validation's read-back follows compaction): told of each file a
+    group's worker published (where the executor offers a report queue), of a group that failed (a rerun writes
+    its files again), and of each group's result."""
+
+    def published(self, group: int, uri: str, size: int) -> None: ...
+
+    def failed(self, group: int) -> None: ...
+
+    def finished(self, result: R_contra) -> None: ...
+
+
 @dataclass(frozen=True)
 class Work:
     """How much a stage has to do: its groups and their bytes, and what an earlier run already did."""
@@ -74,17 +87,18 @@ def run_groups(
     task: str,
     stage: Stage,
     work: Work = Work(),
-    finished: Callable[[R], None] | None = None,
+    follower: GroupFollower[R] | None = None,
 ) -> list[R]:
     """Run ``worker(uri, config, report=...)`` for every group manifest; return the results of all, or raise after
     the other groups finished, naming each group that failed ``config.retries + 1`` times. Workers report each file
-    they finish (see :class:`dbsnaplake.progress.Report`) where the executor offers a queue for it. ``finished`` is
-    called with each group's result as it comes (what follows may start on it)."""
+    they finish (see :class:`dbsnaplake.progress.Report`) where the executor offers a queue for it. ``follower``
+    hears of each file published, each group failed and each result, as they come (what follows may start on
+    them)."""
     ledger = Ledger(config.location)
     progress.start(
         task, work.done_groups + len(group_manifests), work.done_groups, work.total_bytes, work.done_bytes
     )
-    reports = _Reports(report_queue(executor), progress)
+    reports = _Reports(report_queue(executor), progress, follower)
     results: list[R] = []
     failures: dict[str, BaseException] = {}
     attempts = dict.fromkeys(group_manifests, 0)
@@ -112,8 +126,8 @@ def run_groups(
                 failures.pop(uri, None)
                 results.append(outcome)
                 reports.finished(uri, outcome)
-                if finished is not None:
-                    finished(outcome)
+                if follower is not None:
+                    follower.finished(outcome)
                 progress.advance()
         pending, round_number = retry, round_number + 1
     if failures:
@@ -121,12 +135,13 @@ def run_groups(
     return results
 
 
-class _Reports:
-    """The files workers report as they finish them, passed on to the progress display; without a queue (a Dask
-    cluster), each group's data is counted when it finishes."""
+class _Reports(Generic[R]):
+    """The files workers report as they finish them, passed on to the progress display, and the files they
+    publish, passed on to the follower; without a queue (a Dask cluster), each group's data is counted when it
+    finishes."""
 
-    def __init__(self, queue: Any | None, progress: Progress) -> None:
-        self._queue, self._progress = queue, progress
+    def __init__(self, queue: Any | None, progress: Progress, follower: GroupFollower[R] | None = None) -> None:
+        self._queue, self._progress, self._follower = queue, progress, follower
         self._by_group: dict[int, list[int]] = {}
 
     def for_group(self, uri: str) -> dict[str, Report]:
@@ -139,22 +154,30 @@ class _Reports:
             return
         while True:
             try:
-                group, files, size, rows = self._queue.get_nowait()
+                message: Reported = self._queue.get_nowait()
             except Empty:
                 return
             except (EOFError, OSError):  # the reporting process died (killed): count groups as they finish instead
                 log.debug("progress reports lost: the process holding their queue is gone")
                 self._queue = None
                 return
-            seen = self._by_group.setdefault(group, [0, 0, 0])
-            seen[0], seen[1], seen[2] = seen[0] + files, seen[1] + size, seen[2] + rows
-            self._progress.flow(files, size, rows)
+            if message.published is not None:
+                if self._follower is not None:
+                    self._follower.published(message.group, *message.published)
+                continue
+            seen = self._by_group.setdefault(message.group, [0, 0, 0])
+            seen[0], seen[1], seen[2] = seen[0] + message.files, seen[1] + message.size, seen[2] + message.rows
+            self._progress.flow(message.files, message.size, message.rows)
 
     def take_back(self, uri: str) -> None:
-        """A failed group will run again: what it reported is counted again then."""
-        files, size, rows = self._by_group.pop(parse_group_manifest(uri).group, (0, 0, 0))
+        """A failed group will run again: what it reported is counted again then, and the files it published are
+        written again."""
+        group = parse_group_manifest(uri).group
+        files, size, rows = self._by_group.pop(group, (0, 0, 0))
         if files or size or rows:
             self._progress.flow(-files, -size, -rows)
+        if self._follower is not None:
+            self._follower.failed(group)
 
     def finished(self, uri: str, result: Any) -> None:
         processed = getattr(result, "processed", None)  # EtlResult, CompactResult: (files, bytes, rows) read
@@ -163,7 +186,7 @@ class _Reports:
 
 
 def _run_round(
-    executor: Executor, worker: Callable[..., R], config: PipelineConfig, uris: list[str], reports: _Reports
+    executor: Executor, worker: Callable[..., R], config: PipelineConfig, uris: list[str], reports: _Reports[R]
 ) -> Iterator[tuple[str, R | BaseException]]:
     """Submit every group; yield ``(uri, result or exception)`` as each finishes (passing on reports meanwhile)."""
     futures: dict[Future[R], str] = {

@@ -220,9 +220,9 @@ def _run(config: PipelineConfig, executor: Executor, progress: Progress, fresh: 
     if skipped["compact"]:
         progress.note(f"compact: {skipped['compact']} of {len(groups)} groups were done by an earlier run")
     compact_work = Work(compaction_plan.staging_size, skipped["compact"], sum(r.size_in for r in compacted.values()))
-    read_back = ReadBackOver(executor, config.workers, config.retries)  # starts as each group is compacted
+    read_back = ReadBackOver(executor, config.workers, config.retries)  # starts as each lake file is written
     compaction = run_groups(
-        executor, compact, config, compact_todo, progress, "compact", COMPACT, compact_work, read_back.compacted
+        executor, compact, config, compact_todo, progress, "compact", COMPACT, compact_work, read_back
     )
     seconds["compact"] = time.perf_counter() - start
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -78,6 +78,13 @@ MAX_COPY_SIZE = 5 * 1024**3
 """The largest object one S3 CopyObject copies."""
 PARALLEL_IO = 8
 """Footers read, files copied and partition folders listed at once by a packed group."""
+
+Published = Callable[[WrittenFile], None]
+"""Told of each data-lake file as soon as it is published (see :meth:`Report.published`)."""
+
+
+def no_one(file: WrittenFile) -> None:
+    """A :data:`Published` for a caller that follows nothing."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +205,9 @@ def copy_partition(part: PartitionSlice, version_root: str) -> WrittenFile:
     return WrittenFile(target, part.sizes[0], part.counts[0])
 
 
-def join_partition(part: PartitionSlice, files: list[Footer], version_root: str, target_size: int) -> list[WrittenFile]:
+def join_partition(
+    part: PartitionSlice, files: list[Footer], version_root: str, target_size: int, published: Published = no_one
+) -> list[WrittenFile]:
     """Write a partition's staging files' row groups, in ``files``' order, as data-lake files of about the target
     size (see :mod:`dbsnaplake.frames.parquet_join`): their bytes copied, nothing decoded. A partition split over
     several groups is divided evenly, as :class:`RollingParquetWriter` does with ``balanced``."""
@@ -216,6 +225,7 @@ def join_partition(part: PartitionSlice, files: list[Footer], version_root: str,
             with storage.atomic_output(uri, durable=False) as local:  # durable with the group's other files
                 size = write_joined(local, chosen)
             written.append(WrittenFile(uri, size, sum(group.n_record for _, group in chosen)))
+            published(written[-1])
     except FileNotFoundError as exc:
         raise _missing(str(exc.filename or part.uris[0])) from None
     return written
@@ -286,6 +296,7 @@ def encode_partition(
     header: PartitionFileGroup,
     report: Report | None,
     staging: list[pa.Table] | None = None,
+    published: Published = no_one,
 ) -> list[WrittenFile]:
     """Merge a partition's staging files (or sort its ``staging`` rows, read already) and write them as data-lake
     files of about the target size."""
@@ -317,6 +328,7 @@ def encode_partition(
         balanced=part.groups_in_partition > 1,
         compression=config.compression,
         max_row_group_memory=int(memory * ROW_GROUP_MEMORY_SHARE),
+        published=published,
     ) as writer, contextlib.closing(stream) as tables:
         for table in tables:
             writer.write(table)
@@ -325,6 +337,7 @@ def encode_partition(
         written = writer.close()
     if not written:  # a table of 0 rows: one empty file with the schema, so DuckDB, Polars and Spark open the lake
         written = [write_empty_file(part.output(header.version_root, 0), schema, config)]
+        published(written[0])
     return written
 
 
@@ -361,6 +374,7 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
     schema = decode_schema(header.schema)
     parts = partition_slices(manifest, header)
     target = header.target_file_size
+    published: Published = no_one if report is None else lambda file: report.published(file.uri, file.size)
     footers = map_io(lambda p: staging_footers(p, target), parts, threads=PARALLEL_IO)
     to_copy: list[PartitionSlice] = []
     to_join: list[tuple[PartitionSlice, list[Footer]]] = []
@@ -372,8 +386,13 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
         elif (ordered := joinable(staged, config.sort_by, schema, target)) is not None:
             to_join.append((part, ordered))
     copies = map_io(lambda p: copy_partition(p, header.version_root), to_copy, threads=PARALLEL_IO)
+    for file in copies:
+        published(file)
     copied = {part.partition: [file] for part, file in zip(to_copy, copies, strict=True)}
-    joined = {part.partition: join_partition(part, staged, header.version_root, target) for part, staged in to_join}
+    joined = {
+        part.partition: join_partition(part, staged, header.version_root, target, published)
+        for part, staged in to_join
+    }
     to_encode = [part for part in parts if part.partition not in copied and part.partition not in joined]
     packed = read_packed(to_encode, schema, config.memory_per_worker) if header.packed else None
     outputs: list[list[WrittenFile]] = []
@@ -385,7 +404,7 @@ def compact(group_manifest: str, config: PipelineConfig | None = None, report: R
                 report(0, part.size, part.n_record)
         else:
             staging = packed.pop(part.partition) if packed is not None else None
-            outputs.append(encode_partition(part, schema, config, header, report, staging))
+            outputs.append(encode_partition(part, schema, config, header, report, staging, published))
         check_rows(part, outputs[-1], group_manifest)
     if report is not None:
         report(manifest.n_file, 0, 0)
