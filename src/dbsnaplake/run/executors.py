@@ -172,8 +172,8 @@ class ProcessPool(Executor):
         self._workers = workers
         self._pool = self._new_pool()
         self._manager: SyncManager | None = None
-        self._worked = False
-        """Whether a task other than :func:`warm_up` was submitted."""
+        self._unfinished: set[Future[Any]] = set()
+        """Tasks submitted (other than :func:`warm_up`) that have not finished yet."""
 
     def warm_up(self) -> None:
         """Start every worker now (each imports the stages): called as a run starts, so the workers' start-up
@@ -205,13 +205,15 @@ class ProcessPool(Executor):
         )
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        self._worked = True
         try:
-            return self._pool.submit(fn, *args, **kwargs)
+            future = self._pool.submit(fn, *args, **kwargs)
         except BrokenProcessPool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
-            return self._pool.submit(fn, *args, **kwargs)
+            future = self._pool.submit(fn, *args, **kwargs)
+        self._unfinished.add(future)
+        future.add_done_callback(self._unfinished.discard)
+        return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
@@ -222,10 +224,11 @@ class ProcessPool(Executor):
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         # after an error or Ctrl-C, do not wait for running groups: their done-markers let a rerun skip them,
-        # and a worker left running ends with this process (see exit_with_parent); workers that only warmed up
-        # (an error at plan) are waited for, so they end cleanly
+        # and a worker left running ends with this process (see exit_with_parent); idle workers (an error at plan,
+        # or once every group of a stage has finished, failed ones included) are waited for, so they end cleanly
         failed = exc_type is not None
-        self.shutdown(wait=not failed or not self._worked, cancel_futures=failed)
+        running = any(not future.done() for future in list(self._unfinished))
+        self.shutdown(wait=not failed or not running, cancel_futures=failed)
 
 
 class DaskExecutor(Executor):
