@@ -1,6 +1,7 @@
 """Snapshot-side integrity, from the user's side: a manifest listing a file twice is refused at plan, quoted ETags
 (as boto3 gives them) are the same ETags, and a file rewritten after the manifest was written (on local disk:
-even with the same size) is refused when ETL reads it. Nothing reaches the data lake."""
+even with the same size) is refused when ETL reads it, also when planning took its footer from the manifest.
+Nothing reaches the data lake."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import json
 import os
 
 import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
 from dbsnaplake import storage
 from dbsnaplake.api import read_manifest, write_manifest
-from dbsnaplake.manifest import ETAG, URI
+from dbsnaplake.frames.readers import ParquetFooter
+from dbsnaplake.frames.schema import decode_schema
+from dbsnaplake.manifest import ETAG, FILES_SCHEMA, PARQUET_SCHEMA, UNCOMPRESSED_SIZE, URI
+from dbsnaplake.records import PlanResult
 
 from .support.cli import dbsnaplake, stage_options
-from .support.snapshots import make_orders_snapshot
+from .support.snapshots import make_orders_snapshot, orders_config
 
 
 def error_line(stderr: str) -> str:
@@ -102,3 +108,61 @@ def test_planning_records_what_a_manifest_without_etags_lacks(local_root: str) -
     assert len(refused) == 1
     assert uris[0] in refused[0] and "changed after the manifest was written" in refused[0]
     assert not storage.list_files(datalake(local_root))
+
+
+def plan_reading_footers(
+    root: str, manifest: str, monkeypatch: pytest.MonkeyPatch, inspect_files: str = "auto"
+) -> tuple[PlanResult, list[str]]:
+    """Plan the orders snapshot in this process; returns the plan and the files whose footers planning read."""
+    import dbsnaplake.stages.plan as planning
+
+    read: list[str] = []
+    real = planning.read_parquet_footer
+
+    def counted(uri: str, size: int | None = None) -> ParquetFooter:
+        read.append(uri)
+        return real(uri, size)
+
+    monkeypatch.setattr(planning, "read_parquet_footer", counted)
+    config = orders_config(root, manifest, inspect_files=inspect_files)
+    return planning.plan(config), read
+
+
+def test_planning_takes_the_footers_a_built_manifest_recorded(local_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest dbsnaplake built holds what each file's footer said: planning reads none again, unless told to
+    (``--inspect-files all``) or the manifest does not hold them (another tool's), and plans the same either way."""
+    manifest = make_orders_snapshot(local_root, n_files=4, rows_per_file=300)
+    files = read_manifest(manifest).files
+    uris = files[URI].to_pylist()
+    recorded = files[PARQUET_SCHEMA].to_pylist()
+    assert [decode_schema(text) for text in recorded] == [pq.read_schema(uri) for uri in uris]
+    assert files[UNCOMPRESSED_SIZE].to_pylist() == [
+        sum(pq.read_metadata(uri).row_group(i).total_byte_size for i in range(pq.read_metadata(uri).num_row_groups))
+        for uri in uris
+    ]
+
+    taken, read = plan_reading_footers(local_root, manifest, monkeypatch)
+    assert read == []
+    again, read = plan_reading_footers(local_root, manifest, monkeypatch, inspect_files="all")
+    assert sorted(read) == sorted(uris)
+    write_manifest(manifest, files.select(FILES_SCHEMA.names))  # as another tool lists them: no footers
+    inspected, read = plan_reading_footers(local_root, manifest, monkeypatch)
+    assert sorted(read) == sorted(uris)
+    for plan in (again, inspected):
+        assert (plan.schema, plan.lake_schema, plan.stats, plan.group_size) == (
+            taken.schema, taken.lake_schema, taken.stats, taken.group_size,
+        )  # fmt: skip
+
+
+def test_a_file_cut_short_after_a_built_manifest_is_refused_by_etl(root: str) -> None:
+    """The plan trusts the footer the manifest recorded; the ETL stage finds the file is not the one listed."""
+    manifest = make_orders_snapshot(root, n_files=3, rows_per_file=200)
+    changed = read_manifest(manifest).column(URI)[2]
+    data = storage.read_bytes(changed)
+    storage.write_bytes(changed, data[: len(data) // 2])
+    result = dbsnaplake("run", *stage_options(root, manifest))
+    assert result.returncode == 1
+    message = error_line(result.stderr)
+    for needle in (changed, "changed after the manifest was written", "rebuild the manifest"):
+        assert needle in message, message
+    assert not storage.list_files(datalake(root))

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from dbsnaplake import storage
 from dbsnaplake.api import NoProgress, PipelineConfig, S3Location, SnapshotError, SortKey, read_manifest, run_pipeline
 from dbsnaplake.frames.readers import FileToRead
 from dbsnaplake.frames.schema import decode_schema
+from dbsnaplake.manifest import PARQUET_SCHEMA, UNCOMPRESSED_SIZE
 from dbsnaplake.records import ColumnRestore, SnapshotReader
 from dbsnaplake.sources.base import SourceBuildResult, TableSnapshot
 from dbsnaplake.sources.rds import export as rds_export
@@ -112,6 +114,9 @@ def test_build_writes_a_manifest_per_table_from_footers(local_root: str) -> None
     manifest = read_manifest(orders.manifest_uri)
     assert sorted(manifest.column("uri")) == sorted(export.orders_files)  # no _SUCCESS, both name styles
     assert manifest.column("n_record") == [25] * 4
+    recorded = [decode_schema(text) for text in manifest.column(PARQUET_SCHEMA)]  # planning reads no footer again
+    assert recorded == [pq.read_schema(uri) for uri in manifest.column("uri")]
+    assert all(size > 0 for size in manifest.column(UNCOMPRESSED_SIZE))
     reader = manifest.snapshot_details.reader
     assert reader is not None and reader.format == "rds-parquet" and reader.table == ORDERS
     assert reader.schema is not None and decode_schema(reader.schema) == ORDERS_SCHEMA

@@ -46,6 +46,11 @@ ROWS_FINGERPRINT = "rows_fingerprint"
 :mod:`dbsnaplake.frames.fingerprint`)."""
 FILES_SCHEMA = pa.schema([(URI, pa.string()), (SIZE, pa.int64()), (N_RECORD, pa.int64()), (ETAG, pa.string())])
 """The data Parquet's columns: s3manifesto's ``DataFile`` fields, no more."""
+PARQUET_SCHEMA, UNCOMPRESSED_SIZE = "parquet_schema", "uncompressed_size"
+"""A snapshot manifest's columns where dbsnaplake built it from the files: what each Parquet file's footer said
+then, for the size and ETag listed (its Arrow schema, encoded; its uncompressed bytes); null for other files.
+Planning takes them instead of reading every footer again (see :mod:`dbsnaplake.stages.plan`)."""
+FOOTER_COLUMNS = (PARQUET_SCHEMA, UNCOMPRESSED_SIZE)
 FILE_COLUMNS = "file_columns"
 """The ``details`` key naming the Parquet file of a manifest's extra per-file columns."""
 
@@ -136,6 +141,17 @@ def files_table(
     }
     columns.update(extra_columns)
     return pa.table(columns)
+
+
+def footer_columns(schemas: Sequence[str | None], uncompressed: Sequence[int | None]) -> dict[str, pa.Array]:
+    """The :data:`FOOTER_COLUMNS` of the files whose footers were read (encoded schema, uncompressed bytes; ``None``
+    for the others), as ``files_table`` takes them; none when no footer was read."""
+    if all(schema is None for schema in schemas):
+        return {}
+    return {
+        PARQUET_SCHEMA: pa.array(schemas, pa.string()),
+        UNCOMPRESSED_SIZE: pa.array(uncompressed, pa.int64()),
+    }
 
 
 def _normalize_files(table: pa.Table, where: str) -> pa.Table:

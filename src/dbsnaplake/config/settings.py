@@ -317,7 +317,9 @@ class RunSettings:
         "process", help=f"Where groups run: {', '.join(EXECUTORS)} (a Dask scheduler; needs the dask extra)."
     )
     inspect_files: InspectMode = setting(
-        "auto", help="Snapshot files 'plan' checks: all, a sample of 1,000, none; auto = all up to 10,000 files."
+        "auto",
+        help="Snapshot files 'plan' checks: all, a sample of 1,000, none; auto = all up to 10,000 files. Parquet "
+        "footers a manifest built by dbsnaplake recorded are not read again, except with all.",
     )
     on_bad_value: OnBadValue = setting(
         "error",

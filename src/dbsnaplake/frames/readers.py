@@ -346,13 +346,6 @@ def read_parquet_batches(uri: str, size: int | None = None, batch_bytes: int = 8
         raise SnapshotError(f"cannot read {uri} as {PARQUET}: {exc}") from None
 
 
-def count_records(uri: str, size: int | None = None, csv: CsvFormat | None = None) -> int:
-    """Exact record count: from the footer for Parquet, by reading the data for text formats."""
-    if detect_format(uri).kind == PARQUET:
-        return read_parquet_footer(uri, size).n_record
-    return int(read_table(uri, size, csv).num_rows)
-
-
 # ---- reading a snapshot file as its source says ------------------------------------------------------------
 
 @dataclass(frozen=True)

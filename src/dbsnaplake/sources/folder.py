@@ -32,15 +32,16 @@ from dbsnaplake.frames.readers import (
     CsvFormat,
     FileToRead,
     ReadResult,
-    count_records,
     csv_format,
     detect_format,
     is_ignorable,
+    read_parquet_footer,
     read_table,
     sniff_delimiter,
     text_head,
 )
-from dbsnaplake.manifest import Manifest, data_uri_for, files_table, write_manifest
+from dbsnaplake.frames.schema import encode_schema
+from dbsnaplake.manifest import Manifest, data_uri_for, files_table, footer_columns, write_manifest
 from dbsnaplake.progress import NoProgress, Progress
 from dbsnaplake.records import CsvOptions, SnapshotDetails, SnapshotReader
 from dbsnaplake.sources.base import ManifestUriFor, SourceBuildResult, TableSnapshot
@@ -50,6 +51,16 @@ from dbsnaplake.units import format_size
 
 KIND = "folder"
 READER_FORMAT = "files"
+
+@dataclass(frozen=True)
+class FileCount:
+    """What building the manifest learnt of one file: its records (``None``: a text file not counted) and, of a
+    Parquet file, what its footer says (the encoded Arrow schema, the uncompressed bytes)."""
+
+    n_record: int | None
+    parquet_schema: str | None = None
+    uncompressed_size: int | None = None
+
 
 @dataclass(frozen=True)
 class FolderOptions:
@@ -292,19 +303,24 @@ def build_folder_manifest(
     for index, header in zip(csv_indices, csv_headers, strict=True):
         headers[index] = header
 
-    def count(numbered: tuple[int, ObjectInfo]) -> int | None:
+    def count(numbered: tuple[int, ObjectInfo]) -> FileCount:
         index, info = numbered
-        if detect_format(info.uri).kind != PARQUET and not options.count_text_records:
-            return None
-        return count_records(info.uri, info.size, file_csv_format(csv, headers[index]))
+        if kinds[index] == PARQUET:
+            footer = read_parquet_footer(info.uri, info.size)
+            return FileCount(footer.n_record, encode_schema(footer.schema), footer.uncompressed_size)
+        if not options.count_text_records:
+            return FileCount(None)
+        return FileCount(read_table(info.uri, info.size, file_csv_format(csv, headers[index])).num_rows)
 
     progress.start("count records", len(infos))
-    counts = map_io(count, list(enumerate(infos)), progress)
+    found = map_io(count, list(enumerate(infos)), progress)
+    counts = [f.n_record for f in found]
     n_text = sum(1 for k in kinds if k != PARQUET)
     empty = {i for i, n in enumerate(counts) if n == 0 and kinds[i] != PARQUET}
     if empty:  # an empty JSON file has no columns either: leave it out rather than make the ETL stage guess
         notes.append(f"{len(empty)} text file(s) without records left out, e.g. {infos[min(empty)].uri}")
         infos = [info for i, info in enumerate(infos) if i not in empty]
+        found = [f for i, f in enumerate(found) if i not in empty]
         counts = [n for i, n in enumerate(counts) if i not in empty]
         headers = [h for i, h in enumerate(headers) if i not in empty]
     if n_text and options.count_text_records:
@@ -321,6 +337,7 @@ def build_folder_manifest(
         notes.append(f"hive partitioning: the folders give column(s) {', '.join(n for n, _ in partition_columns)}")
     if any(h is not None for h in headers):
         extra[CSV_HEADER] = pa.array(headers, pa.bool_())
+    extra.update(footer_columns([f.parquet_schema for f in found], [f.uncompressed_size for f in found]))
     files = files_table(uris, [i.size for i in infos], counts, [i.etag for i in infos], **extra)
     own_reader = csv != CsvOptions() or partition_columns
     reader = SnapshotReader(format=READER_FORMAT, csv=csv, partition_columns=partition_columns) if own_reader else None

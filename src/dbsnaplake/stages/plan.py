@@ -2,7 +2,10 @@
 
 Everything is checked before anything is written: each file exists and has the size the manifest says, each
 Parquet footer is readable, the files' schemas unify, and the transform (run on an empty frame) produces the
-partition and sort columns. Only then are the group manifests written.
+partition and sort columns. Only then are the group manifests written. A manifest dbsnaplake built from the files
+holds what each Parquet footer said then, with the file's size and ETag (see :data:`manifest.PARQUET_SCHEMA`):
+those footers are not read again (``--inspect-files all`` reads them), and the ETL stage refuses, naming it, a
+file whose size or ETag is no longer the manifest's.
 
 A manifest of more than 10,000 files is checked on an even sample of 1,000 (``--inspect-files auto``): one
 request per file would dominate planning a million-file snapshot. Files not inspected are checked when the ETL
@@ -44,8 +47,11 @@ from dbsnaplake.ledger import Ledger, plan_fingerprint, refuse_rewriting_publish
 from dbsnaplake.manifest import (
     ETAG,
     FILES_SCHEMA,
+    FOOTER_COLUMNS,
     N_RECORD,
+    PARQUET_SCHEMA,
     SIZE,
+    UNCOMPRESSED_SIZE,
     URI,
     Manifest,
     files_table,
@@ -146,6 +152,30 @@ def _inspect(uri: str, expected_size: int | None, etag: str | None, parquet: boo
         return _Inspected(size, None, None, None, found_etag)
     footer = read_parquet_footer(uri, size)
     return _Inspected(size, footer.n_record, footer.schema, footer.uncompressed_size, found_etag)
+
+
+def recorded_footers(manifest: Manifest, uris: list[str], is_parquet: list[bool]) -> dict[int, _Inspected]:
+    """The Parquet files whose footers the manifest's builder read (see :data:`manifest.PARQUET_SCHEMA`), by index,
+    with what they said; files listed without their size, records and ETag are not among them."""
+    if not all(name in manifest.files.column_names for name in FOOTER_COLUMNS):
+        return {}
+    sizes, records, etags = manifest.column(SIZE), manifest.column(N_RECORD), manifest.column(ETAG)
+    columns = (manifest.column(PARQUET_SCHEMA), manifest.column(UNCOMPRESSED_SIZE), sizes, records, etags)
+    schemas: dict[str, pa.Schema] = {}
+    recorded = {}
+    for index, (text, uncompressed, size, n_record, etag) in enumerate(zip(*columns, strict=True)):
+        if not is_parquet[index] or None in (text, uncompressed, size, n_record) or not etag:
+            continue
+        if text not in schemas:
+            try:
+                schemas[text] = decode_schema(text)
+            except (pa.ArrowInvalid, ValueError) as exc:
+                raise SnapshotError(
+                    f"manifest {manifest.summary_uri}: the Parquet schema recorded for {uris[index]} cannot be read "
+                    f"({exc}): rebuild the manifest with 'dbsnaplake manifest build'"
+                ) from None
+        recorded[index] = _Inspected(size, n_record, schemas[text], uncompressed, etag)
+    return recorded
 
 
 def refuse_duplicates(uris: list[str], manifest_uri: str) -> None:
@@ -343,7 +373,8 @@ def plan(
     check_roots(config.location, uris)
 
     sizes, records, etags = manifest.column(SIZE), manifest.column(N_RECORD), manifest.column(ETAG)
-    chosen = files_to_inspect(len(uris), config.inspect_files, sizes)
+    recorded = recorded_footers(manifest, uris, is_parquet) if config.inspect_files != "all" else {}
+    chosen = [i for i in files_to_inspect(len(uris), config.inspect_files, sizes) if i not in recorded]
     progress.start("inspect snapshot files", len(chosen))
     results = map_io(lambda i: _inspect(uris[i], sizes[i], etags[i], is_parquet[i]), chosen, progress)
     inspected = dict(zip(chosen, results, strict=True))
@@ -356,15 +387,23 @@ def plan(
         sizes[index] = found.size
         records[index] = found.n_record if found.n_record is not None else listed
         etags[index] = etags[index] or found.etag
-    if len(chosen) < len(uris):
+    if recorded:
         progress.note(
-            f"inspected {len(chosen):,} of {len(uris):,} files (--inspect-files {config.inspect_files}); "
+            f"{len(recorded):,} Parquet footers as the manifest recorded them when it was built, not read again "
+            "(the ETL stage checks each file's size and ETag; --inspect-files all reads them)"
+        )
+    inspected.update(recorded)
+    if len(inspected) < len(uris):
+        progress.note(
+            f"inspected {len(inspected):,} of {len(uris):,} files (--inspect-files {config.inspect_files}); "
             "the others are checked when the ETL stage reads them"
         )
-    extra_columns = {
-        name: manifest.files[name] for name in manifest.files.column_names if name not in FILES_SCHEMA.names
+    extra_columns = {  # a source's own columns (checksums) travel on to the ETL stage
+        name: manifest.files[name]
+        for name in manifest.files.column_names
+        if name not in FILES_SCHEMA.names and name not in FOOTER_COLUMNS
     }
-    files = files_table(uris, sizes, records, etags, **extra_columns)  # a source's own columns (checksums) travel on
+    files = files_table(uris, sizes, records, etags, **extra_columns)
     if reader and reader.schema:  # the source knows the schema as read (types restored, items decoded)
         schema: pa.Schema | None = decode_schema(reader.schema)
         assert schema is not None

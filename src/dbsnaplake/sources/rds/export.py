@@ -34,7 +34,7 @@ from dbsnaplake import storage
 from dbsnaplake.errors import SnapshotError
 from dbsnaplake.frames.readers import is_ignorable
 from dbsnaplake.frames.schema import encode_schema, unify
-from dbsnaplake.manifest import files_table, write_manifest
+from dbsnaplake.manifest import files_table, footer_columns, write_manifest
 from dbsnaplake.progress import Progress
 from dbsnaplake.records import ColumnRestore, SnapshotDetails, SnapshotReader
 from dbsnaplake.sources.base import ManifestUriFor, SourceBuildResult, TableSnapshot
@@ -243,6 +243,7 @@ def locate_folders(targets: Sequence[str], folders: set[str]) -> tuple[dict[str,
 class Footer:
     schema: pa.Schema
     n_record: int
+    uncompressed_size: int
     samples: Mapping[str, tuple[str, ...]]
     """Min/max statistics of the string columns asked for (a numeric's scale shows in its values)."""
 
@@ -267,7 +268,8 @@ def read_footer(uri: str, size: int | None, sample_columns: frozenset[str] = fro
                 for value in (stats.min, stats.max):
                     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
                     samples.setdefault(column.path_in_schema, []).append(text)
-    return Footer(schema, meta.num_rows, {k: tuple(v) for k, v in samples.items()})
+    uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return Footer(schema, meta.num_rows, uncompressed, {k: tuple(v) for k, v in samples.items()})
 
 
 def _scale_unknown(columns: Sequence[OriginalColumn]) -> frozenset[str]:
@@ -448,6 +450,7 @@ def _write_table(
             [o.size for o, _ in files],
             [f.n_record for _, f in files],
             [o.etag for o, _ in files],
+            **footer_columns([encode_schema(f.schema) for _, f in files], [f.uncompressed_size for _, f in files]),
         ),
         {
             **SnapshotDetails(reader=reader, source=root).to_dict(),
