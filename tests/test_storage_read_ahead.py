@@ -186,12 +186,21 @@ def test_files_below_the_multipart_size_go_up_in_one_put_and_bigger_ones_in_part
     assert "-" not in etags["small.bin"] and etags["big.bin"].endswith("-3")
 
 
-def test_uploads_sign_their_payload_over_plain_http_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Over HTTPS (AWS's own endpoint too) TLS protects the body and no SHA-256 of it is made; over plain HTTP the
-    signature covers the body's hash."""
+def test_uploads_sign_their_payload_over_plain_http_to_another_machine_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over HTTPS (AWS's own endpoint too) TLS protects the body and no SHA-256 of it is made, nor to a server on
+    this machine (no network in between); over plain HTTP to another machine the signature covers the body's hash."""
     from dbsnaplake.storage.s3 import _s3_store, forget_stores
 
-    for endpoint, unsigned in (("", True), ("https://s3.example.com", True), ("http://127.0.0.1:9000", False)):
+    cases = (
+        ("", True),
+        ("https://s3.example.com", True),
+        ("http://127.0.0.1:9000", True),
+        ("http://localhost:9000", True),
+        ("http://[::1]:9000", True),
+        ("http://10.0.0.5:9000", False),
+        ("http://minio.internal:9000", False),
+    )
+    for endpoint, unsigned in cases:
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
         forget_stores()
         assert (_s3_store("any-bucket").config.get("unsigned_payload") == "true") is unsigned, endpoint
