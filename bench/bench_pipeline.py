@@ -68,6 +68,7 @@ from dbsnaplake.api import (
     run_pipeline,
 )
 from dbsnaplake.demo import orders_table
+from dbsnaplake.manifest import PARQUET_SCHEMA
 
 # The moto S3 server launcher is test support, not part of the package: import it from the repository's tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -145,6 +146,9 @@ def ensure_dataset(out: Path, size: int, n_files: int) -> Dataset:
         log(f"generating a {mib(size)} MiB snapshot in {n_files} files under {root}")
         shutil.rmtree(root, ignore_errors=True)
         generate_snapshot(snapshot, size, n_files)
+        build_manifest(str(snapshot), str(manifest))
+    elif PARQUET_SCHEMA not in read_manifest(str(manifest)).files.column_names:  # built by an older dbsnaplake
+        log(f"building the manifest of {root} again, as this dbsnaplake builds it (with each footer's schema)")
         build_manifest(str(snapshot), str(manifest))
     m = read_manifest(str(manifest))
     return Dataset(str(snapshot), str(manifest), m.n_file, m.size, int(m.n_record or 0))
