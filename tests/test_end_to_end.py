@@ -356,7 +356,7 @@ def test_compaction_workers_report_each_lake_file_as_they_publish_it(local_root:
     from dbsnaplake.run.groups import run_groups
     from dbsnaplake.stages.compact import compact
 
-    from .test_resume import HeardOf
+    from .support.followers import HeardOf
 
     with run_in_a_pool(local_root, **SEVERAL_FILES_A_GROUP) as (pool, result):
         manifest = storage.join(local_root, "manifests", "manifest-summary.json")

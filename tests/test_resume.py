@@ -40,6 +40,7 @@ from dbsnaplake.run.lock import run_lock
 from dbsnaplake.run.status import run_status
 
 from .support.cli import dbsnaplake, stage_options
+from .support.followers import HeardOf
 from .support.lake import expected_rows, lake_files, read_file, read_lake, same_rows
 from .support.snapshots import make_orders_snapshot, orders_config
 from .support.transforms import FAIL_FLAG
@@ -140,22 +141,6 @@ def publishing_flaky_worker(uri: str, config: object, report: Report | None = No
         seen.write_text("1")
         raise OSError(f"connection reset while processing {uri}")
     return uri
-
-
-class HeardOf:
-    """A group follower that notes what it hears, in order."""
-
-    def __init__(self) -> None:
-        self.heard: list[tuple[object, ...]] = []
-
-    def published(self, group: int, uri: str, size: int) -> None:
-        self.heard.append(("published", group, uri, size))
-
-    def failed(self, group: int) -> None:
-        self.heard.append(("failed", group))
-
-    def finished(self, result: object) -> None:
-        self.heard.append(("finished", result))
 
 
 def test_a_follower_hears_of_files_published_and_of_the_failed_attempt_that_published_them(
