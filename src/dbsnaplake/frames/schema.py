@@ -97,6 +97,8 @@ def _conflict(unified: pa.Schema, schema: pa.Schema, origin: dict[str, str], sou
 
 def conform(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
     """Reorder, cast and null-fill ``table`` to ``schema`` (which must be the unified schema)."""
+    if table.schema.equals(schema, check_metadata=True):  # a file of the snapshot's one schema: as it is
+        return table
     columns = []
     for f in schema:
         if f.name in table.column_names:

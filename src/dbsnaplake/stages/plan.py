@@ -178,6 +178,20 @@ def recorded_footers(manifest: Manifest, uris: list[str], is_parquet: list[bool]
     return recorded
 
 
+def distinct_schemas(found: list[tuple[str, pa.Schema]]) -> list[tuple[str, pa.Schema]]:
+    """Each schema of ``(uri, schema)`` pairs once, with the first file that has it: a snapshot of 50,000 files
+    has a few schemas, which are checked and unified once each, not once per file."""
+    distinct: list[tuple[str, pa.Schema]] = []
+    seen: set[int] = set()  # the schemas a manifest recorded are one object per distinct schema
+    for uri, schema in found:
+        if id(schema) in seen:
+            continue
+        seen.add(id(schema))
+        if not any(schema.equals(other, check_metadata=True) for _, other in distinct):
+            distinct.append((uri, schema))
+    return distinct
+
+
 def refuse_duplicates(uris: list[str], manifest_uri: str) -> None:
     """A file listed twice would put its rows twice in the data lake."""
     duplicates = sorted(uri for uri, count in Counter(uris).items() if count > 1)
@@ -409,10 +423,11 @@ def plan(
         assert schema is not None
         output = check_transform(config, schema)
     else:
-        parquet = [(uris[i], f.schema) for i, f in inspected.items() if f.schema is not None]
-        for uri, file_schema in parquet:
+        parquet = [(uris[i], f.schema) for i, f in sorted(inspected.items()) if f.schema is not None]
+        distinct = distinct_schemas(parquet)
+        for uri, file_schema in distinct:
             refuse_unsupported(file_schema, uri)
-        footers_schema = unify(parquet) if parquet and all_parquet and not reader else None
+        footers_schema = unify(distinct) if distinct and all_parquet and not reader else None
         output = check_transform(config, footers_schema or sample_schema(files, reader, config.on_bad_value))
         schema = footers_schema if len(parquet) == len(uris) else None  # when every file gave it
 
