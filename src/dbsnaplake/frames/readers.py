@@ -89,15 +89,19 @@ class ParquetFooter:
     uncompressed_size: int
 
 
+def uncompressed_bytes(meta: pq.FileMetaData) -> int:
+    """A Parquet file's data uncompressed (its row groups' total byte sizes), as its footer says."""
+    return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+
+
 def read_parquet_footer(uri: str, size: int | None = None) -> ParquetFooter:
     """Schema and row count from a Parquet footer: one ranged read, no data."""
     try:
         with storage.open_input_file(uri, size) as f:
             meta = pq.ParquetFile(f).metadata
-            uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
             schema = meta.schema.to_arrow_schema()
             refuse_duplicate_columns(schema, uri)
-            return ParquetFooter(schema, meta.num_rows, uncompressed)
+            return ParquetFooter(schema, meta.num_rows, uncompressed_bytes(meta))
     except FileNotFoundError:
         raise SnapshotError(f"file listed in the manifest is missing: {uri}") from None
     except (pa.ArrowInvalid, OSError, pa.ArrowNotImplementedError) as exc:
@@ -335,8 +339,7 @@ def read_parquet_batches(uri: str, size: int | None = None, batch_bytes: int = 8
             parquet = pq.ParquetFile(f, pre_buffer=False)  # pre-buffering would fetch every row group at once
             refuse_duplicate_columns(parquet.schema_arrow, uri)
             metadata = parquet.metadata
-            parquet_bytes = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-            bytes_per_row = ARROW_BYTES_PER_PARQUET_BYTE * parquet_bytes / max(1, metadata.num_rows)
+            bytes_per_row = ARROW_BYTES_PER_PARQUET_BYTE * uncompressed_bytes(metadata) / max(1, metadata.num_rows)
             batch_rows = max(1_024, int(batch_bytes / max(1.0, bytes_per_row)))
             for batch in parquet.iter_batches(batch_size=batch_rows):
                 yield pa.Table.from_batches([batch])

@@ -314,14 +314,12 @@ def build_folder_manifest(
 
     progress.start("count records", len(infos))
     found = map_io(count, list(enumerate(infos)), progress)
-    counts = [f.n_record for f in found]
     n_text = sum(1 for k in kinds if k != PARQUET)
-    empty = {i for i, n in enumerate(counts) if n == 0 and kinds[i] != PARQUET}
+    empty = {i for i, f in enumerate(found) if f.n_record == 0 and kinds[i] != PARQUET}
     if empty:  # an empty JSON file has no columns either: leave it out rather than make the ETL stage guess
         notes.append(f"{len(empty)} text file(s) without records left out, e.g. {infos[min(empty)].uri}")
         infos = [info for i, info in enumerate(infos) if i not in empty]
         found = [f for i, f in enumerate(found) if i not in empty]
-        counts = [n for i, n in enumerate(counts) if i not in empty]
         headers = [h for i, h in enumerate(headers) if i not in empty]
     if n_text and options.count_text_records:
         notes.append(f"record counts: Parquet from footers; {n_text:,} text files were read to count theirs")
@@ -338,6 +336,7 @@ def build_folder_manifest(
     if any(h is not None for h in headers):
         extra[CSV_HEADER] = pa.array(headers, pa.bool_())
     extra.update(footer_columns([f.parquet_schema for f in found], [f.uncompressed_size for f in found]))
+    counts = [f.n_record for f in found]
     files = files_table(uris, [i.size for i in infos], counts, [i.etag for i in infos], **extra)
     own_reader = csv != CsvOptions() or partition_columns
     reader = SnapshotReader(format=READER_FORMAT, csv=csv, partition_columns=partition_columns) if own_reader else None

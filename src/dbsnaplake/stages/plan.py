@@ -154,17 +154,26 @@ def _inspect(uri: str, expected_size: int | None, etag: str | None, parquet: boo
     return _Inspected(size, footer.n_record, footer.schema, footer.uncompressed_size, found_etag)
 
 
-def recorded_footers(manifest: Manifest, uris: list[str], is_parquet: list[bool]) -> dict[int, _Inspected]:
+def recorded_footers(
+    manifest: Manifest,
+    uris: list[str],
+    is_parquet: list[bool],
+    sizes: list[int | None],
+    records: list[int | None],
+    etags: list[str | None],
+) -> dict[int, _Inspected]:
     """The Parquet files whose footers the manifest's builder read (see :data:`manifest.PARQUET_SCHEMA`), by index,
-    with what they said; files listed without their size, records and ETag are not among them."""
+    with what they said; files listed (``sizes``, ``records``, ``etags``: the manifest's columns) without their
+    size, records and ETag are not among them."""
     if not all(name in manifest.files.column_names for name in FOOTER_COLUMNS):
         return {}
-    sizes, records, etags = manifest.column(SIZE), manifest.column(N_RECORD), manifest.column(ETAG)
     columns = (manifest.column(PARQUET_SCHEMA), manifest.column(UNCOMPRESSED_SIZE), sizes, records, etags)
     schemas: dict[str, pa.Schema] = {}
     recorded = {}
     for index, (text, uncompressed, size, n_record, etag) in enumerate(zip(*columns, strict=True)):
-        if not is_parquet[index] or None in (text, uncompressed, size, n_record) or not etag:
+        if not is_parquet[index] or text is None or uncompressed is None or size is None or n_record is None:
+            continue
+        if not etag:
             continue
         if text not in schemas:
             try:
@@ -387,7 +396,9 @@ def plan(
     check_roots(config.location, uris)
 
     sizes, records, etags = manifest.column(SIZE), manifest.column(N_RECORD), manifest.column(ETAG)
-    recorded = recorded_footers(manifest, uris, is_parquet) if config.inspect_files != "all" else {}
+    recorded = {}
+    if config.inspect_files != "all":
+        recorded = recorded_footers(manifest, uris, is_parquet, sizes, records, etags)
     chosen = [i for i in files_to_inspect(len(uris), config.inspect_files, sizes) if i not in recorded]
     progress.start("inspect snapshot files", len(chosen))
     results = map_io(lambda i: _inspect(uris[i], sizes[i], etags[i], is_parquet[i]), chosen, progress)

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from dbsnaplake import storage
 from dbsnaplake.errors import SnapshotError
-from dbsnaplake.frames.readers import is_ignorable
+from dbsnaplake.frames.readers import is_ignorable, uncompressed_bytes
 from dbsnaplake.frames.schema import encode_schema, unify
 from dbsnaplake.manifest import files_table, footer_columns, write_manifest
 from dbsnaplake.progress import Progress
@@ -268,8 +268,7 @@ def read_footer(uri: str, size: int | None, sample_columns: frozenset[str] = fro
                 for value in (stats.min, stats.max):
                     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
                     samples.setdefault(column.path_in_schema, []).append(text)
-    uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    return Footer(schema, meta.num_rows, uncompressed, {k: tuple(v) for k, v in samples.items()})
+    return Footer(schema, meta.num_rows, uncompressed_bytes(meta), {k: tuple(v) for k, v in samples.items()})
 
 
 def _scale_unknown(columns: Sequence[OriginalColumn]) -> frozenset[str]:
